@@ -1,0 +1,29 @@
+"""Config validation: every user mistake is a one-line UsageError that names the fix."""
+import pytest
+
+from tf_rethink.config import Config
+from tf_rethink.errors import UsageError
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"prune_ratio": 1.5}, "outside (0, 1)"),
+    ({"prune_ratio": 0.0}, "outside (0, 1)"),
+    ({"epochs": 0}, "--epochs=0 must be a positive integer"),
+    ({"batch_size": -3}, "--batch_size=-3"),
+    ({"regime": "sideways"}, "choose one of: baseline, finetune, scratch_e, scratch_b, all"),
+    ({"lr": 0.0}, "--lr=0.0 must be positive"),
+    ({"scratch_b_cap": 0.5}, "must be >= 1"),
+])
+def test_bad_values_raise_one_line(kwargs, needle):
+  with pytest.raises(UsageError) as e:
+    Config(**kwargs)
+  assert needle in str(e.value)
+  assert "\n" not in str(e.value)
+
+
+def test_regimes_and_identity():
+  assert Config(regime="all").regimes == ("baseline", "finetune", "scratch_e", "scratch_b")
+  assert Config(regime="scratch_b").regimes == ("baseline", "scratch_b")
+  a, b = Config(regime="finetune", workdir="/x"), Config(regime="scratch_e", workdir="/y")
+  assert a.identity() == b.identity()
+  assert Config(epochs=7).identity() != Config(epochs=8).identity()

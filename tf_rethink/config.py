@@ -1,0 +1,90 @@
+"""The resolved settings of one experiment, validated; no absl here (main.py owns the flags).
+
+A workdir holds one experiment: the fields in `IDENTITY_FIELDS` decide what the baseline and the
+plan are, so a workdir written with different values is refused instead of silently mixed.
+"""
+import dataclasses
+import json
+from typing import Optional, Tuple
+
+from tf_rethink.errors import UsageError
+
+# Fields that do not change what is trained (which regimes to run, where, how verbosely).
+_RUN_ONLY_FIELDS = ("regime", "workdir", "strategy", "dry_run", "verbose", "export")
+REGIME_CHOICES = ("baseline", "finetune", "scratch_e", "scratch_b", "all")
+LR_SCHEDULES = ("auto", "cifar", "imagenet")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """One experiment: method x model x dataset, and the regimes to run on it."""
+  method: str = "l1_norm"
+  regime: str = "scratch_b"
+  model: str = "vgg16"
+  dataset: str = "embedded"
+  variant: str = ""
+  prune_ratio: Optional[float] = None
+  width_multiplier: float = 0.25
+  epochs: int = 6
+  batch_size: int = 64
+  lr: float = 0.1
+  weight_decay: float = 1e-4
+  momentum: float = 0.9
+  lr_schedule: str = "auto"
+  finetune_epochs: Optional[int] = None
+  finetune_lr: Optional[float] = None
+  scratch_b_cap: Optional[float] = None
+  seed: int = 1
+  limit_train: Optional[int] = None
+  limit_test: Optional[int] = None
+  data_dir: Optional[str] = None
+  idx_dir: Optional[str] = None
+  workdir: str = "/tmp/tf_rethink"
+  strategy: str = "mirrored"
+  dry_run: bool = False
+  verbose: int = 1
+  export: bool = True
+
+  def __post_init__(self):
+    _check(self.regime in REGIME_CHOICES,
+           f"unknown --regime={self.regime!r}; choose one of: {', '.join(REGIME_CHOICES)}")
+    _check(self.lr_schedule in LR_SCHEDULES,
+           f"unknown --lr_schedule={self.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+    _check(self.prune_ratio is None or 0.0 < self.prune_ratio < 1.0,
+           f"--prune_ratio={self.prune_ratio} is outside (0, 1); pass the fraction of channels "
+           "to remove, e.g. --prune_ratio=0.3")
+    for name in ("epochs", "batch_size"):
+      value = getattr(self, name)
+      _check(value > 0, f"--{name}={value} must be a positive integer")
+    _check(self.finetune_epochs is None or self.finetune_epochs > 0,
+           f"--finetune_epochs={self.finetune_epochs} must be a positive integer")
+    for name in ("lr", "finetune_lr", "width_multiplier"):
+      value = getattr(self, name)
+      _check(value is None or value > 0, f"--{name}={value} must be positive")
+    _check(self.weight_decay >= 0, f"--weight_decay={self.weight_decay} must be >= 0")
+    _check(self.scratch_b_cap is None or self.scratch_b_cap == 0 or self.scratch_b_cap >= 1,
+           f"--scratch_b_cap={self.scratch_b_cap} must be >= 1 (or 0 for no cap)")
+    for name in ("limit_train", "limit_test"):
+      value = getattr(self, name)
+      _check(value is None or value > 0, f"--{name}={value} must be a positive integer")
+
+  @property
+  def regimes(self) -> Tuple[str, ...]:
+    """The regimes to run, in order; `all` runs the three after one shared baseline and prune."""
+    if self.regime == "all":
+      return ("baseline", "finetune", "scratch_e", "scratch_b")
+    if self.regime == "baseline":
+      return ("baseline",)
+    return ("baseline", self.regime)
+
+  def identity(self) -> dict:
+    """The fields that define the trained baseline and the plan in a workdir."""
+    return {k: v for k, v in dataclasses.asdict(self).items() if k not in _RUN_ONLY_FIELDS}
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def _check(condition: bool, message: str) -> None:
+  if not condition:
+    raise UsageError(message)

@@ -1,0 +1,161 @@
+"""One experiment of the paper: train the large model, prune it, run the regimes, compare.
+
+Workdir layout (every file written atomically, every stage reused when the command is re-run):
+  config.json, flags.cfg   the resolved settings (identity checked on re-run)
+  baseline/                the large model's run (checkpoints, TensorBoard, final weights)
+  plan.json                the pruned architecture as data (PrunePlan)
+  <regime>/                one run directory per regime
+  results.json             one record per regime
+  export/<regime>/         SavedModel of the physically smaller model, verified on reload
+  summary.json             (--dry_run) params/FLOPs of both architectures and the Scratch-B epochs
+"""
+import os
+from typing import Optional
+
+from tf_rethink import data as data_lib
+from tf_rethink import export as export_lib
+from tf_rethink import flops as flops_lib
+from tf_rethink import io_utils
+from tf_rethink import results as results_lib
+from tf_rethink.config import Config
+from tf_rethink.errors import UsageError
+from tf_rethink.models import MODELS
+from tf_rethink.pruning import METHODS, PrunePlan
+from tf_rethink.pruning import surgery
+from tf_rethink.train import regimes as regimes_lib
+from tf_rethink.train.strategy import make_strategy
+
+_CAP_BY_FAMILY = {"imagenet": 2.0}
+
+
+def run(config: Config, flags_text: str = "") -> dict:
+  """Runs `config`; returns the results (or the dry-run summary)."""
+  import tf_keras as keras
+  info = _lookup(data_lib.info, config.dataset)
+  spec = _lookup(MODELS.get, config.model)
+  regimes = [_lookup(regimes_lib.REGIMES.get, name) for name in config.regimes]
+  pruner = _lookup(METHODS.get, config.method)(variant=config.variant or None,
+                                               ratio=config.prune_ratio)
+
+  def build_full():
+    return spec.build(input_shape=info.input_shape, num_classes=info.num_classes,
+                      width_multiplier=config.width_multiplier)
+
+  family = info.family if info.family in ("cifar", "imagenet") else "cifar"
+  cap = config.scratch_b_cap if config.scratch_b_cap is not None else _CAP_BY_FAMILY.get(family)
+  if config.dry_run:
+    return _dry_run(config, pruner, build_full, cap)
+  _claim_workdir(config, flags_text)
+
+  keras.utils.set_random_seed(config.seed)
+  ctx = regimes_lib.Context(
+      config=config,
+      lr_schedule=family if config.lr_schedule == "auto" else config.lr_schedule,
+      strategy=make_strategy(config.strategy), build_full=build_full,
+      train_ds=_pipeline(config, "train"), test_ds=_pipeline(config, "test"),
+      run_dir=lambda name: os.path.join(config.workdir, name), pruner=pruner, scratch_b_cap=cap)
+  records = _load_records(config.workdir)
+  final_model = None
+  for name, regime in zip(config.regimes, regimes):
+    if name != "baseline" and ctx.plan is None:
+      _prune(ctx, config, records["baseline"])
+    keras.utils.set_random_seed(config.seed)
+    result = regime(ctx)
+    if name == "baseline":
+      ctx.baseline_weights = os.path.join(ctx.run_dir("baseline"), "final.weights.h5")
+      ctx.flops_full = _counts(result.model).flops
+    records[name] = results_lib.record(name, result, _counts(result.model))
+    io_utils.write_json(os.path.join(config.workdir, "results.json"), records)
+    final_model = result.model
+  print(results_lib.table(records))
+  if config.export and final_model is not None:
+    path = os.path.join(config.workdir, "export", config.regimes[-1])
+    sample = next(iter(ctx.test_ds))[0][:8]
+    report = export_lib.export_and_verify(final_model, path, sample)
+    print(f"exported {config.regimes[-1]} model to {path} ({report['bytes']:,} bytes, verified)")
+  return records
+
+
+def _prune(ctx, config: Config, baseline_record: dict) -> None:
+  """Selects the pruned architecture once per workdir (plan.json) and records both FLOPs."""
+  path = os.path.join(config.workdir, "plan.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      ctx.plan = PrunePlan.from_json(f.read())
+  else:
+    trained = ctx.build_full()
+    trained.load_weights(ctx.baseline_weights)
+    ctx.plan = ctx.pruner.select(trained, ctx.train_ds, model_name=config.model)
+    io_utils.write_text(path, ctx.plan.to_json())
+  pruned = surgery.shrink(ctx.build_full(), ctx.plan, copy_weights=False)
+  ctx.flops_full = baseline_record["flops"]
+  ctx.flops_pruned = _counts(pruned).flops
+
+
+def _dry_run(config: Config, pruner, build_full, cap) -> dict:
+  """Builds both architectures (random weights: the plan is a shape preview only, not saved)."""
+  full = build_full()
+  plan = pruner.select(full, None, model_name=config.model)
+  pruned = surgery.shrink(full, plan, copy_weights=False)
+  full_counts, pruned_counts = _counts(full), _counts(pruned)
+  summary = {
+      "full": _counts_dict(full_counts),
+      "pruned": _counts_dict(pruned_counts),
+      "scratch_b_epochs": regimes_lib.scratch_b_epochs(
+          config.epochs, full_counts.flops, pruned_counts.flops, cap),
+  }
+  io_utils.write_json(os.path.join(config.workdir, "summary.json"), summary)
+  print(results_lib.summary_text(summary))
+  return summary
+
+
+def _lookup(get, name: str):
+  """A registry lookup whose unknown-name KeyError becomes a one-line UsageError."""
+  try:
+    return get(name)
+  except KeyError as e:
+    raise UsageError(e.args[0]) from None
+
+
+def _counts(model):
+  return flops_lib.count(model)
+
+
+def _counts_dict(counts) -> dict:
+  return {"params": counts.params, "flops": counts.flops, "macs": counts.macs}
+
+
+def _pipeline(config: Config, split: str):
+  limit = config.limit_train if split == "train" else config.limit_test
+  return data_lib.pipeline(config.dataset, split, batch_size=config.batch_size, seed=config.seed,
+                           data_dir=config.data_dir, idx_dir=config.idx_dir, limit=limit)
+
+
+def _claim_workdir(config: Config, flags_text: str) -> None:
+  """Refuses a workdir that holds a different experiment; records this one's settings."""
+  path = os.path.join(config.workdir, "config.json")
+  if os.path.exists(path):
+    try:
+      previous = io_utils.read_json(path)
+    except ValueError:
+      raise UsageError(f"{path} is corrupt; delete {config.workdir} to start this experiment "
+                       "afresh") from None
+    mine = config.identity()
+    differing = sorted(k for k in mine if previous.get(k, mine[k]) != mine[k])
+    if differing:
+      diff = ", ".join(f"{k}={previous.get(k)!r} (now {mine[k]!r})" for k in differing)
+      raise UsageError(f"--workdir={config.workdir} holds a different experiment ({diff}); "
+                       "pass a new --workdir or delete that one")
+  io_utils.write_text(path, config.to_json() + "\n")
+  if flags_text:
+    io_utils.write_text(os.path.join(config.workdir, "flags.cfg"), flags_text)
+
+
+def _load_records(workdir: str) -> dict:
+  path = os.path.join(workdir, "results.json")
+  if not os.path.exists(path):
+    return {}
+  try:
+    return io_utils.read_json(path)
+  except ValueError:
+    raise UsageError(f"{path} is corrupt; delete it and re-run (finished runs are reused)") from None

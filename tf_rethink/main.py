@@ -1,0 +1,90 @@
+r"""Runs one experiment of "Rethinking the Value of Network Pruning" (Liu et al., ICLR 2019).
+
+  python -m tf_rethink.main --method=l1_norm --regime=scratch_b
+  python -m tf_rethink.main --flagfile=flags/l1_norm/vgg16_cifar10_all.cfg
+  python -m tf_rethink.main --method=l1_norm --model=vgg16 --dataset=cifar10 --dry_run
+
+The defaults run a small experiment on the embedded Fashion-MNIST subset in a few minutes on a CPU;
+the flagfiles under flags/ set the paper's full-scale settings. A mistake in the command prints one
+line that says how to fix it and exits with status 2.
+"""
+import sys
+
+import tf_rethink  # noqa: F401  (selects the Keras 2 API before TensorFlow is imported)
+from absl import app
+from absl import flags
+
+from tf_rethink.config import Config, LR_SCHEDULES, REGIME_CHOICES
+from tf_rethink.errors import UsageError
+
+_D = Config()
+flags.DEFINE_string("method", _D.method, "Pruning method (registry name), e.g. l1_norm.")
+flags.DEFINE_string("regime", _D.regime, f"One of: {', '.join(REGIME_CHOICES)}.")
+flags.DEFINE_string("model", _D.model, "Model (registry name), e.g. vgg16, resnet56.")
+flags.DEFINE_string("dataset", _D.dataset,
+                    "embedded (shipped Fashion-MNIST subset), fashion_mnist, cifar10, cifar100, "
+                    "imagenet2012.")
+flags.DEFINE_string("variant", _D.variant, "The method's predefined target, e.g. A or B (L1-norm); "
+                    "empty: the method's default for the model.")
+flags.DEFINE_float("prune_ratio", _D.prune_ratio, "Fraction of channels to remove in every prunable "
+                   "layer, instead of a predefined variant.")
+flags.DEFINE_float("width_multiplier", _D.width_multiplier, "Scales every layer width of the model "
+                   "(1.0 = the paper's widths).")
+flags.DEFINE_integer("epochs", _D.epochs, "Epochs of the large model and of Scratch-E (paper: 160).")
+flags.DEFINE_integer("batch_size", _D.batch_size, "Global batch size (paper: 64 CIFAR, 256 ImageNet).")
+flags.DEFINE_float("lr", _D.lr, "Initial learning rate.")
+flags.DEFINE_float("weight_decay", _D.weight_decay, "Coupled L2 on every parameter (PyTorch SGD).")
+flags.DEFINE_float("momentum", _D.momentum, "SGD momentum.")
+flags.DEFINE_string("lr_schedule", _D.lr_schedule, f"One of {', '.join(LR_SCHEDULES)}: cifar drops "
+                    "x0.1 at 50%/75% of the epochs, imagenet every third; auto follows the dataset.")
+flags.DEFINE_integer("finetune_epochs", _D.finetune_epochs, "Fine-tune epochs (default E/4; "
+                     "paper: 40 on CIFAR).")
+flags.DEFINE_float("finetune_lr", _D.finetune_lr, "Fine-tune lr (default lr/100; paper: 0.001).")
+flags.DEFINE_float("scratch_b_cap", _D.scratch_b_cap, "Cap on the Scratch-B epoch ratio (default 2 "
+                   "on ImageNet as the reference, none otherwise; 0 = no cap).")
+flags.DEFINE_integer("seed", _D.seed, "Random seed (initialization, data order, augmentation).")
+flags.DEFINE_integer("limit_train", _D.limit_train, "Use only the first N training images.")
+flags.DEFINE_integer("limit_test", _D.limit_test, "Use only the first N test images.")
+flags.DEFINE_string("data_dir", _D.data_dir, "tensorflow-datasets data directory (prepared data).")
+flags.DEFINE_string("idx_dir", _D.idx_dir, "Directory with the Fashion-MNIST IDX .gz files.")
+flags.DEFINE_string("workdir", _D.workdir, "Where the runs, plan, results and exports go.")
+flags.DEFINE_string("strategy", _D.strategy, "mirrored, one_device or multi_worker (TF_CONFIG).")
+flags.DEFINE_bool("dry_run", _D.dry_run, "Build both architectures, print params/FLOPs and the "
+                  "Scratch-B epochs, write workdir/summary.json; no data, no training.")
+flags.DEFINE_integer("verbose", _D.verbose, "Keras progress output: 0 silent, 1 progress bar, 2 "
+                     "one line per epoch.")
+flags.DEFINE_bool("export", _D.export, "Export the last regime's model as a verified SavedModel.")
+
+FLAGS = flags.FLAGS
+
+
+def _config_from_flags() -> Config:
+  fields = {name: FLAGS[name].value for name in Config.__dataclass_fields__}
+  return Config(**fields)
+
+
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _parse(argv):
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _fail(f"{e}; run with --helpfull to list the flags")
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {argv[1:]}; every setting is a --flag")
+  try:
+    config = _config_from_flags()
+    from tf_rethink import experiment  # imports TensorFlow; after flag checks for a fast error
+    experiment.run(config, flags_text=FLAGS.flags_into_string())
+  except UsageError as e:
+    _fail(str(e))
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=_parse)

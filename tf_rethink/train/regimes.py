@@ -1,0 +1,107 @@
+"""The paper's training regimes (Liu et al., ICLR 2019, section 3), one function each.
+
+Every regime starts from the pruned architecture as data (a `PrunePlan`), never from a live
+pruning object:
+  - baseline:  the large model, E epochs, lr drops x0.1 at 50% and 75% of E (CIFAR) or every E/3
+               epochs (ImageNet).
+  - finetune:  the pruned model inherits the surviving weights of the trained large model and trains
+               for `finetune_epochs` at the constant `finetune_lr` (CIFAR reference: 40 epochs at
+               0.001, the last lr of the large model's schedule).
+  - scratch_e: the pruned architecture, freshly initialized, E epochs on the large model's schedule.
+  - scratch_b: the same, for the large model's compute budget:
+               E_B = int(E * FLOPs(large) / FLOPs(pruned)), FLOPs in the reference's convention A;
+               with a cap c (the reference's ImageNet rule, c = 2): a ratio >= c trains int(E * c).
+               lr milestones scale with E_B.
+"""
+import dataclasses
+from typing import Callable, Optional, Tuple
+
+from tf_rethink.registry import Registry
+from tf_rethink.pruning import surgery
+from tf_rethink.train import trainer
+
+REGIMES: Registry = Registry("regime")
+
+
+def scratch_b_epochs(base_epochs: int, flops_full: int, flops_pruned: int,
+                     cap: Optional[float] = None) -> int:
+  """The Scratch-B budget: epochs scaled by the FLOPs ratio, capped (spec 3.4)."""
+  ratio = flops_full / flops_pruned
+  if cap and ratio >= cap:
+    return int(base_epochs * cap)
+  return int(base_epochs * ratio)
+
+
+def lr_milestones(epochs: int, schedule: str) -> Tuple[int, ...]:
+  """Epochs at which the lr drops x0.1: CIFAR at int(E/2), int(3E/4); ImageNet every int(E/3)."""
+  if schedule == "cifar":
+    return (int(epochs * 0.5), int(epochs * 0.75))
+  if schedule == "imagenet":
+    step = max(1, epochs // 3)
+    return tuple(range(step, epochs, step))
+  raise ValueError(f"unknown lr schedule {schedule!r}")
+
+
+@dataclasses.dataclass
+class Context:
+  """What every regime needs: the settings, the data and the two architectures."""
+  config: "object"                      # tf_rethink.config.Config
+  lr_schedule: str                      # "cifar" | "imagenet"
+  strategy: "object"
+  build_full: Callable                  # () -> freshly initialized large model
+  train_ds: "object"
+  test_ds: "object"
+  run_dir: Callable[[str], str]         # regime name -> its run directory
+  plan: "object" = None                 # PrunePlan, set after pruning
+  pruner: "object" = None
+  baseline_weights: Optional[str] = None
+  flops_full: int = 0
+  flops_pruned: int = 0
+  scratch_b_cap: Optional[float] = None
+  scalars: dict = dataclasses.field(default_factory=dict)
+
+  def spec(self, epochs: int, lr: float, milestones: Tuple[int, ...]) -> "trainer.TrainSpec":
+    c = self.config
+    return trainer.TrainSpec(epochs=epochs, lr=lr, batch_size=c.batch_size,
+                             weight_decay=c.weight_decay, milestones=milestones,
+                             momentum=c.momentum)
+
+  def scheduled_spec(self, epochs: int) -> "trainer.TrainSpec":
+    return self.spec(epochs, self.config.lr, lr_milestones(epochs, self.lr_schedule))
+
+  def fit(self, name: str, build_model: Callable, spec) -> "trainer.TrainResult":
+    return trainer.train(build_model, self.train_ds, self.test_ds, spec, strategy=self.strategy,
+                         run_dir=self.run_dir(name), scalars=self.scalars.get(name),
+                         verbose=self.config.verbose)
+
+  def build_pruned_fresh(self):
+    return surgery.shrink(self.build_full(), self.plan, copy_weights=False)
+
+  def build_pruned_inherited(self):
+    full = self.build_full()
+    full.load_weights(self.baseline_weights)
+    return self.pruner.shrink(full, self.plan)
+
+
+@REGIMES.register("baseline")
+def baseline(ctx: Context):
+  return ctx.fit("baseline", ctx.build_full, ctx.scheduled_spec(ctx.config.epochs))
+
+
+@REGIMES.register("finetune")
+def finetune(ctx: Context):
+  c = ctx.config
+  epochs = c.finetune_epochs or max(1, round(c.epochs / 4))
+  lr = c.finetune_lr or c.lr * 0.01
+  return ctx.fit("finetune", ctx.build_pruned_inherited, ctx.spec(epochs, lr, ()))
+
+
+@REGIMES.register("scratch_e")
+def scratch_e(ctx: Context):
+  return ctx.fit("scratch_e", ctx.build_pruned_fresh, ctx.scheduled_spec(ctx.config.epochs))
+
+
+@REGIMES.register("scratch_b")
+def scratch_b(ctx: Context):
+  epochs = scratch_b_epochs(ctx.config.epochs, ctx.flops_full, ctx.flops_pruned, ctx.scratch_b_cap)
+  return ctx.fit("scratch_b", ctx.build_pruned_fresh, ctx.scheduled_spec(epochs))
