@@ -54,6 +54,7 @@ def run(config: Config, flags_text: str = "") -> dict:
       strategy=make_strategy(config.strategy), build_full=build_full,
       train_ds=_pipeline(config, "train"), test_ds=_pipeline(config, "test"),
       run_dir=lambda name: os.path.join(config.workdir, name), pruner=pruner, scratch_b_cap=cap)
+  ctx.scalars["baseline"] = _counts_dict(_counts(build_full()))
   records = _load_records(config.workdir)
   final_model = None
   for name, regime in zip(config.regimes, regimes):
@@ -63,7 +64,6 @@ def run(config: Config, flags_text: str = "") -> dict:
     result = regime(ctx)
     if name == "baseline":
       ctx.baseline_weights = os.path.join(ctx.run_dir("baseline"), "final.weights.h5")
-      ctx.flops_full = _counts(result.model).flops
     records[name] = results_lib.record(name, result, _counts(result.model))
     io_utils.write_json(os.path.join(config.workdir, "results.json"), records)
     final_model = result.model
@@ -72,7 +72,9 @@ def run(config: Config, flags_text: str = "") -> dict:
     path = os.path.join(config.workdir, "export", config.regimes[-1])
     sample = next(iter(ctx.test_ds))[0][:8]
     report = export_lib.export_and_verify(final_model, path, sample)
-    print(f"exported {config.regimes[-1]} model to {path} ({report['bytes']:,} bytes, verified)")
+    full_bytes = 4 * records["baseline"]["params"]
+    print(f"exported the {config.regimes[-1]} model to {path}: {report['bytes']:,} bytes on disk, "
+          f"reloaded and verified (the full model's float32 weights alone: {full_bytes:,} bytes)")
   return records
 
 
@@ -87,9 +89,11 @@ def _prune(ctx, config: Config, baseline_record: dict) -> None:
     trained.load_weights(ctx.baseline_weights)
     ctx.plan = ctx.pruner.select(trained, ctx.train_ds, model_name=config.model)
     io_utils.write_text(path, ctx.plan.to_json())
-  pruned = surgery.shrink(ctx.build_full(), ctx.plan, copy_weights=False)
+  pruned_counts = _counts(surgery.shrink(ctx.build_full(), ctx.plan, copy_weights=False))
   ctx.flops_full = baseline_record["flops"]
-  ctx.flops_pruned = _counts(pruned).flops
+  ctx.flops_pruned = pruned_counts.flops
+  for name in ("finetune", "scratch_e", "scratch_b"):
+    ctx.scalars[name] = _counts_dict(pruned_counts)
 
 
 def _dry_run(config: Config, pruner, build_full, cap) -> dict:
