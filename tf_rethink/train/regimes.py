@@ -69,10 +69,11 @@ class Context:
   def scheduled_spec(self, epochs: int) -> "trainer.TrainSpec":
     return self.spec(epochs, self.config.lr, lr_milestones(epochs, self.lr_schedule))
 
-  def fit(self, name: str, build_model: Callable, spec) -> "trainer.TrainResult":
+  def fit(self, name: str, build_model: Callable, spec,
+          extra_callbacks=()) -> "trainer.TrainResult":
     return trainer.train(build_model, self.train_ds, self.test_ds, spec, strategy=self.strategy,
                          run_dir=self.run_dir(name), scalars=self.scalars.get(name),
-                         verbose=self.config.verbose)
+                         extra_callbacks=extra_callbacks, verbose=self.config.verbose)
 
   def build_pruned_fresh(self):
     return surgery.shrink(self.build_full(), self.plan, copy_weights=False)
@@ -85,7 +86,9 @@ class Context:
 
 @REGIMES.register("baseline")
 def baseline(ctx: Context):
-  return ctx.fit("baseline", ctx.build_full, ctx.scheduled_spec(ctx.config.epochs))
+  """The large model; the method's `prepare`/`callbacks` add its sparsity training, if any."""
+  return ctx.fit("baseline", lambda: ctx.pruner.prepare(ctx.build_full()),
+                 ctx.scheduled_spec(ctx.config.epochs), extra_callbacks=ctx.pruner.callbacks())
 
 
 @REGIMES.register("finetune")
