@@ -1,0 +1,48 @@
+"""L1 scores and top-k selection against numpy and hand-worked cases."""
+import numpy as np
+import pytest
+
+from tf_rethink.errors import UsageError
+from tf_rethink.pruning import scores, select
+
+
+def test_l1_norm_equals_numpy_sum_over_kh_kw_in():
+  kernel = np.random.default_rng(1).normal(size=(3, 3, 5, 7)).astype(np.float32)
+  got = scores.l1_norm(kernel)
+  want = np.array([np.abs(kernel[:, :, :, j]).sum() for j in range(7)])
+  assert got.shape == (7,)
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  assert scores.CRITERIA.get("l1_norm") is scores.l1_norm
+
+
+def test_top_k_keeps_exactly_the_k_largest_sorted_by_index():
+  s = np.random.default_rng(2).permutation(20).astype(float)
+  for k in (1, 5, 19, 20):
+    got = select.top_k(s, k)
+    assert got == tuple(sorted(np.argsort(-s)[:k].tolist()))
+    assert len(got) == k and list(got) == sorted(got)
+  assert select.top_k([0.1, 5.0, 3.0, 4.0], 2) == (1, 3)
+
+
+def test_top_k_ties_follow_reversed_stable_argsort():
+  # argsort([1,2,2,2,0]) = [4,0,1,2,3]; reversed -> [3,2,1,0,4]: larger index wins a tie.
+  assert select.top_k([1, 2, 2, 2, 0], 2) == (2, 3)
+  assert select.top_k([1, 1, 1, 1], 3) == (1, 2, 3)
+
+
+def test_kept_count_truncates_like_the_reference():
+  assert select.kept_count(16, 0.1) == 14
+  assert select.kept_count(32, 0.3) == 22
+  assert select.kept_count(64, 0.1) == 57
+  assert select.kept_count(16, 0.6) == 6
+  assert select.kept_count(32, 0.4) == 19
+  assert select.kept_count(64, 0.3) == 44
+  assert select.kept_count(64, 0.0) == 64
+  assert select.kept_count(1, 0.5) == 1      # never empties a layer
+  assert len(select.top_ratio(np.arange(10.0), 0.5)) == 5
+
+
+@pytest.mark.parametrize("k", [0, 5])
+def test_top_k_rejects_bad_k(k):
+  with pytest.raises(UsageError):
+    select.top_k([1.0, 2.0, 3.0, 4.0], k)

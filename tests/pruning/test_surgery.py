@@ -1,0 +1,151 @@
+"""shrink / mask / channel propagation on small functional models built here."""
+import numpy as np
+import pytest
+
+import tf_rethink  # noqa: F401
+import tf_keras as keras
+
+from tests import helpers
+from tf_rethink.errors import UsageError
+from tf_rethink.models.layers import OptionAShortcut
+from tf_rethink.pruning import PrunePlan, groups, surgery
+
+X8 = np.random.default_rng(0).normal(size=(3, 8, 8, 3)).astype(np.float32)
+
+
+def test_vgg_like_shrink_matches_mask_and_copies_the_kept_slices():
+  model = helpers.randomize(helpers.vgg_like())
+  plan = PrunePlan("", {"conv1": (0, 2, 5), "conv2": (1, 3), "conv3": (0, 1, 2, 9),
+                        "fc1": (3, 4, 7, 11)})
+  small = helpers.assert_shrink_matches_mask(model, plan, X8)
+  k2 = model.get_layer("conv2").get_weights()[0]
+  np.testing.assert_array_equal(small.get_layer("conv2").get_weights()[0],
+                                k2[:, :, [0, 2, 5], :][..., [1, 3]])
+  b3 = model.get_layer("conv3").get_weights()[1]
+  np.testing.assert_array_equal(small.get_layer("conv3").get_weights()[1], b3[[0, 1, 2, 9]])
+  for full, cut in zip(model.get_layer("conv1_bn").get_weights(),
+                       small.get_layer("conv1_bn").get_weights()):
+    np.testing.assert_array_equal(cut, full[[0, 2, 5]])
+  fc1 = model.get_layer("fc1").get_weights()[0]
+  np.testing.assert_array_equal(small.get_layer("fc1").get_weights()[0],
+                                fc1[[0, 1, 2, 9]][:, [3, 4, 7, 11]])
+  np.testing.assert_array_equal(small.get_layer("logits").get_weights()[0],
+                                model.get_layer("logits").get_weights()[0][[3, 4, 7, 11]])
+  assert small.get_layer("conv3").get_config()["filters"] == 4
+  assert small.get_layer("fc1").get_config()["units"] == 4
+  assert small.name == model.name
+
+
+def test_mask_zeroes_filters_and_following_bn_affine_only():
+  model = helpers.randomize(helpers.vgg_like())
+  moving_mean = model.get_layer("conv1_bn").get_weights()[2].copy()
+  surgery.mask(model, PrunePlan("", {"conv1": (0, 2, 5)}))
+  removed = [1, 3, 4, 6, 7]
+  k = model.get_layer("conv1").get_weights()[0]
+  assert np.all(k[..., removed] == 0) and np.all(k[..., [0, 2, 5]] != 0)
+  gamma, beta, mean, _ = model.get_layer("conv1_bn").get_weights()
+  assert np.all(gamma[removed] == 0) and np.all(beta[removed] == 0)
+  np.testing.assert_array_equal(mean, moving_mean)
+  act = keras.Model(model.input, model.get_layer("conv1_relu").output)(X8, training=False)
+  assert np.all(act.numpy()[..., removed] == 0)
+
+
+def test_residual_net_prunes_block_first_convs_only():
+  model = helpers.randomize(helpers.residual_net())
+  assert surgery.prunable_layers(model) == ["stage1_block1_conv1", "stage1_block2_conv1"]
+  plan = PrunePlan("", {"stage1_block1_conv1": (0, 4), "stage1_block2_conv1": (1, 2, 3, 5)})
+  small = helpers.assert_shrink_matches_mask(model, plan, X8)
+  assert small.get_layer("stage1_block1_conv2").get_weights()[0].shape == (3, 3, 2, 8)
+
+
+@pytest.mark.parametrize("layer", ["conv1", "stage1_block2_conv2"])
+def test_pruning_into_a_residual_add_names_the_merge(layer):
+  model = helpers.residual_net()
+  with pytest.raises(UsageError, match=r"merge layer 'stage1_block\d_add' \(Add\)"):
+    surgery.shrink(model, PrunePlan("", {layer: (0, 1, 2)}))
+
+
+def test_concat_offsets_and_flatten_rows():
+  model = helpers.randomize(helpers.concat_net())
+  assert sorted(surgery.prunable_layers(model)) == ["branch_a", "branch_b", "conv_after"]
+  plan = PrunePlan("", {"branch_a": (1, 3), "branch_b": (0, 6), "conv_after": (2, 5)})
+  channels = groups.propagate(model, plan.keep, surgery.RULES)
+  assert channels["concat"].cut.out == (1, 3, 5, 11)
+  assert channels["flatten"].cut.out == (2, 5, 8, 11, 14, 17, 20, 23)  # 2x2 positions, 6 channels
+  small = helpers.assert_shrink_matches_mask(model, plan, X8)
+  assert small.get_layer("conv_after").get_weights()[0].shape == (3, 3, 4, 2)
+  assert small.get_layer("logits").get_weights()[0].shape == (8, 3)
+
+
+def test_depthwise_and_separable_follow_their_inputs():
+  inp = keras.Input((8, 8, 3))
+  x = helpers.conv_bn_relu(inp, 6, "conv1")
+  x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw")(x)
+  x = keras.layers.BatchNormalization(name="dw_bn")(x)
+  x = keras.layers.SeparableConv2D(5, 3, padding="same", name="sep")(x)
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  model = helpers.randomize(keras.Model(inp, keras.layers.Dense(2, name="logits")(x)))
+  plan = PrunePlan("", {"conv1": (0, 4), "sep": (1, 2, 4)})
+  channels = groups.propagate(model, plan.keep, surgery.RULES)
+  assert channels["dw"].cut.out == (0, 1, 8, 9)
+  small = helpers.assert_shrink_matches_mask(model, plan, X8)
+  assert small.get_layer("dw").get_weights()[0].shape == (3, 3, 2, 2)
+  assert small.get_layer("sep").get_weights()[1].shape == (1, 1, 4, 3)
+
+
+def test_copy_weights_false_same_shapes_fresh_weights():
+  model = helpers.randomize(helpers.vgg_like())
+  plan = PrunePlan("", {"conv1": (0, 2, 5), "conv3": (0, 1, 2, 9)})
+  copied = surgery.shrink(model, plan)
+  fresh = surgery.shrink(model, plan, copy_weights=False)
+  for a, b in zip(copied.get_weights(), fresh.get_weights()):
+    assert a.shape == b.shape
+  assert not np.allclose(copied.get_layer("conv2").get_weights()[0],
+                         fresh.get_layer("conv2").get_weights()[0])
+  np.testing.assert_array_equal(fresh.get_layer("conv1_bn").get_weights()[0], np.ones(3))
+  np.testing.assert_array_equal(fresh.get_layer("conv3").get_weights()[1], np.zeros(4))
+
+
+def test_plan_from_json_applies_to_a_fresh_model_of_the_same_architecture():
+  model = helpers.randomize(helpers.vgg_like(), seed=3)
+  plan = PrunePlan("", {"conv2": (0, 5), "conv3": (1, 2, 3)})
+  fresh = helpers.randomize(helpers.vgg_like(), seed=4)
+  small = helpers.assert_shrink_matches_mask(fresh, PrunePlan.from_json(plan.to_json()), X8)
+  assert [w.shape for w in small.get_weights()] == [
+      w.shape for w in surgery.shrink(model, plan).get_weights()]
+
+
+@pytest.mark.parametrize("keep, match", [
+    ({"conv1": (0,), "nope": (0,), "zzz": (1,)}, "does not have: nope, zzz"),
+    ({"conv2": (0, 6)}, r"keeps channel\(s\) \[6\] of layer 'conv2', which has only 6"),
+    ({"conv1_bn": (0, 1)}, r"'conv1_bn' \(BatchNormalization\), which has no output channels"),
+    ({"logits": (0, 1)}, "prunes the model output"),
+])
+def test_bad_plans_raise_usage_errors(keep, match):
+  with pytest.raises(UsageError, match=match):
+    surgery.shrink(helpers.vgg_like(), PrunePlan("", keep))
+
+
+def test_layer_without_rule_is_named_when_pruned_channels_reach_it():
+  inp = keras.Input((8, 8, 3))
+  x = helpers.conv_bn_relu(inp, 4, "conv1")
+  x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(x)
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  model = keras.Model(inp, keras.layers.Dense(2, name="logits")(x))
+  with pytest.raises(UsageError, match=r"'double' \(Lambda\), which surgery has no rule"):
+    surgery.shrink(model, PrunePlan("", {"conv1": (0, 1)}))
+  assert surgery.prunable_layers(model) == []
+  assert surgery.shrink(model, PrunePlan("", {})).count_params() == model.count_params()
+
+
+def test_option_a_shortcut_needs_unpruned_input():
+  inp = keras.Input((8, 8, 3))
+  x = helpers.conv_bn_relu(inp, 4, "conv1")
+  y = helpers.conv_bn_relu(x, 8, "block_conv1", strides=2)
+  s = OptionAShortcut(8, name="block_shortcut")(x)
+  x = keras.layers.Add(name="block_add")([y, s])
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  model = helpers.randomize(keras.Model(inp, keras.layers.Dense(2, name="logits")(x)))
+  with pytest.raises(UsageError, match=r"'block_shortcut' \(OptionAShortcut\) needs all"):
+    surgery.shrink(model, PrunePlan("", {"conv1": (0, 1)}))
+  assert surgery.prunable_layers(model) == []
