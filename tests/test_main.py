@@ -56,8 +56,8 @@ def test_experiment_end_to_end_then_reused(tmp_path):
   workdir = f"--workdir={tmp_path}"
   proc = run_main(*SMOKE, "--regime=all", workdir)
   results = json.load(open(tmp_path / "results.json"))
-  assert list(results) == ["baseline", "finetune", "scratch_e", "scratch_b"]
-  base, ft, se, sb = (results[k] for k in results)
+  assert sorted(results) == ["baseline", "finetune", "scratch_b", "scratch_e"]
+  base, ft, se, sb = (results[k] for k in ("baseline", "finetune", "scratch_e", "scratch_b"))
   assert ft["params"] == se["params"] == sb["params"] < base["params"]
   assert sb["flops"] < base["flops"]
   assert se["epochs"] == base["epochs"] == 2
@@ -69,6 +69,7 @@ def test_experiment_end_to_end_then_reused(tmp_path):
   plan = json.load(open(tmp_path / "plan.json"))
   assert plan["method"] == "l1_norm"
   assert os.path.exists(tmp_path / "export" / "scratch_b" / "saved_model.pb")
+  assert "x smaller" in proc.stdout
   assert json.load(open(tmp_path / "config.json"))["epochs"] == 2
   # Same command again: every stage is reused, the results are unchanged.
   run_main(*SMOKE, "--regime=all", workdir)

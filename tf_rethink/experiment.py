@@ -69,13 +69,23 @@ def run(config: Config, flags_text: str = "") -> dict:
     final_model = result.model
   print(results_lib.table(records))
   if config.export and final_model is not None:
-    path = os.path.join(config.workdir, "export", config.regimes[-1])
-    sample = next(iter(ctx.test_ds))[0][:8]
-    report = export_lib.export_and_verify(final_model, path, sample)
-    full_bytes = 4 * records["baseline"]["params"]
-    print(f"exported the {config.regimes[-1]} model to {path}: {report['bytes']:,} bytes on disk, "
-          f"reloaded and verified (the full model's float32 weights alone: {full_bytes:,} bytes)")
+    _export(config, ctx, final_model)
   return records
+
+
+def _export(config: Config, ctx, model) -> None:
+  """Exports the large and the final pruned model as verified SavedModels; prints both sizes."""
+  sample = next(iter(ctx.test_ds))[0][:8]
+  full = ctx.build_full()
+  full.load_weights(ctx.baseline_weights)
+  sizes = {}
+  for name, m in (("baseline", full), (config.regimes[-1], model)):
+    path = os.path.join(config.workdir, "export", name)
+    sizes[name] = export_lib.export_and_verify(m, path, sample)["bytes"]
+  name = config.regimes[-1]
+  print(f"exported SavedModels to {os.path.join(config.workdir, 'export')} (reloaded and verified): "
+        f"baseline {sizes['baseline']:,} bytes, {name} {sizes[name]:,} bytes "
+        f"({sizes['baseline'] / sizes[name]:.2f}x smaller)")
 
 
 def _prune(ctx, config: Config, baseline_record: dict) -> None:

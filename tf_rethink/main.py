@@ -13,6 +13,7 @@ import sys
 import tf_rethink  # noqa: F401  (selects the Keras 2 API before TensorFlow is imported)
 from absl import app
 from absl import flags
+from absl import logging
 
 from tf_rethink.config import Config, LR_SCHEDULES, REGIME_CHOICES
 from tf_rethink.errors import UsageError
@@ -76,6 +77,7 @@ def _parse(argv):
 
 
 def main(argv):
+  logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}; every setting is a --flag")
   try:

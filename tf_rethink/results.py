@@ -1,6 +1,7 @@
 """Run records and the tables people read: one record per regime, one comparison table."""
 from typing import Dict
 
+REGIME_ORDER = ("baseline", "finetune", "scratch_e", "scratch_b", "lottery")
 _COLUMNS = ("regime", "test acc", "best acc", "params", "FLOPs (ref.)", "MACs", "epochs", "wall")
 
 
@@ -21,7 +22,8 @@ def record(regime: str, result, counts) -> dict:
 def table(records: Dict[str, dict]) -> str:
   """A fixed-width table of the regimes, baseline first."""
   rows = [_COLUMNS]
-  for r in records.values():
+  order = {name: i for i, name in enumerate(REGIME_ORDER)}
+  for r in sorted(records.values(), key=lambda r: (order.get(r["regime"], len(order)), r["regime"])):
     rows.append((r["regime"], f"{r['test_accuracy']:.2f}", f"{r['best_test_accuracy']:.2f}",
                  _human(r["params"]), _human(r["flops"]), _human(r["macs"]), str(r["epochs"]),
                  f"{r['wall_time_s']:.0f}s"))

@@ -114,9 +114,11 @@ class L1NormPruner(Pruner):
   citation = "Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017 (arXiv 1608.08710)"
 
   def __init__(self, *, variant: Optional[str] = None, ratio: Optional[float] = None, **kwargs):
-    if (variant is None) == (ratio is None):
-      raise UsageError("l1_norm needs exactly one of variant (A/B, for "
-                       f"{supported_variants()}) or ratio (0 < p < 1)")
+    if variant is not None and ratio is not None:
+      raise UsageError("l1_norm takes a variant (A/B, for "
+                       f"{supported_variants()}) or a ratio (0 < p < 1), not both")
+    if variant is None and ratio is None:
+      variant = "A"  # the paper's first predefined target; models without variants need a ratio
     if ratio is not None and not 0.0 < float(ratio) < 1.0:
       raise UsageError(f"l1_norm ratio must be in (0, 1), got {ratio}")
     super().__init__(variant=None if variant is None else str(variant).upper(),
