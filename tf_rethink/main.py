@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from tf_rethink import quiet
 from tf_rethink.config import Config, LR_SCHEDULES, REGIME_CHOICES
 from tf_rethink.errors import UsageError
 
@@ -82,6 +83,7 @@ def main(argv):
     _fail(f"unexpected arguments {argv[1:]}; every setting is a --flag")
   try:
     config = _config_from_flags()
+    quiet.import_tensorflow()
     from tf_rethink import experiment  # imports TensorFlow; after flag checks for a fast error
     experiment.run(config, flags_text=FLAGS.flags_into_string())
   except UsageError as e:
