@@ -5,7 +5,7 @@ plan are, so a workdir written with different values is refused instead of silen
 """
 import dataclasses
 import json
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 from tf_rethink.errors import UsageError
 
@@ -34,6 +34,7 @@ class Config:
   finetune_epochs: Optional[int] = None
   finetune_lr: Optional[float] = None
   scratch_b_cap: Optional[float] = None
+  method_options: Mapping[str, object] = dataclasses.field(default_factory=dict)
   seed: int = 1
   limit_train: Optional[int] = None
   limit_test: Optional[int] = None

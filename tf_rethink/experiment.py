@@ -34,8 +34,8 @@ def run(config: Config, flags_text: str = "") -> dict:
   info = _lookup(data_lib.info, config.dataset)
   spec = _lookup(MODELS.get, config.model)
   regimes = [_lookup(regimes_lib.REGIMES.get, name) for name in config.regimes]
-  pruner = _lookup(METHODS.get, config.method)(variant=config.variant or None,
-                                               ratio=config.prune_ratio)
+  pruner = _lookup(METHODS.get, config.method)(
+      variant=config.variant or None, ratio=config.prune_ratio, **config.method_options)
 
   def build_full():
     return spec.build(input_shape=info.input_shape, num_classes=info.num_classes,

@@ -58,11 +58,32 @@ flags.DEFINE_integer("verbose", _D.verbose, "Keras progress output: 0 silent, 1 
 flags.DEFINE_bool("export", _D.export, "Export the last regime's model as a verified SavedModel.")
 
 FLAGS = flags.FLAGS
+_FLAG_DEFINERS = {float: flags.DEFINE_float, int: flags.DEFINE_integer, str: flags.DEFINE_string,
+                  bool: flags.DEFINE_bool}
+
+
+def _define_method_flags() -> dict:
+  """One flag per method option (pruning/base.py `Option`); returns flag name -> owning methods."""
+  quiet.import_tensorflow()
+  from tf_rethink.pruning import METHODS  # pylint: disable=import-outside-toplevel
+  owners = {}
+  for method in METHODS.names():
+    for name, option in METHODS.get(method).options.items():
+      if name not in owners:
+        _FLAG_DEFINERS[option.kind](name, option.default, f"[{method}] {option.help}")
+      owners.setdefault(name, []).append(method)
+  return owners
+
+
+_METHOD_FLAGS = _define_method_flags()
 
 
 def _config_from_flags() -> Config:
-  fields = {name: FLAGS[name].value for name in Config.__dataclass_fields__}
-  return Config(**fields)
+  fields = {name: FLAGS[name].value for name in Config.__dataclass_fields__
+            if name != "method_options"}
+  options = {name: FLAGS[name].value for name, owners in _METHOD_FLAGS.items()
+             if FLAGS.method in owners}
+  return Config(method_options=options, **fields)
 
 
 def _fail(message: str) -> None:
@@ -83,7 +104,6 @@ def main(argv):
     _fail(f"unexpected arguments {argv[1:]}; every setting is a --flag")
   try:
     config = _config_from_flags()
-    quiet.import_tensorflow()
     from tf_rethink import experiment  # imports TensorFlow; after flag checks for a fast error
     experiment.run(config, flags_text=FLAGS.flags_into_string())
   except UsageError as e:

@@ -71,6 +71,14 @@ class PrunePlan:
                method=data.get("method", ""), variant=data.get("variant", ""))
 
 
+@dataclasses.dataclass(frozen=True)
+class Option:
+  """A method's own setting, exposed as a command-line flag (e.g. the slimming sparsity s)."""
+  kind: type          # float, int, str or bool
+  default: object
+  help: str
+
+
 class Pruner(abc.ABC):
   """A structured pruning method: selects a `PrunePlan` from a (trained) model.
 
@@ -80,6 +88,9 @@ class Pruner(abc.ABC):
   """
   name: ClassVar[str]
   citation: ClassVar[str]
+  # Method-specific settings: option name -> Option. main.py turns each into a --flag of the same
+  # name (shared names must agree on type and meaning) and passes the values to __init__.
+  options: ClassVar[Dict[str, "Option"]] = {}
 
   def __init__(self, *, variant: Optional[str] = None, ratio: Optional[float] = None, **kwargs):
     if kwargs:
