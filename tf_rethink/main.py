@@ -99,7 +99,10 @@ def _parse(argv):
 
 
 def main(argv):
-  logging.set_verbosity(logging.WARNING)
+  # Keras's informational warnings (e.g. about optimizer slots when reloading a finished run) are
+  # noise to users here; errors still show. Our own progress goes to stdout.
+  logging.set_verbosity(logging.ERROR)
+  quiet.import_tensorflow().get_logger().setLevel("ERROR")
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}; every setting is a --flag")
   try:
