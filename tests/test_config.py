@@ -27,3 +27,14 @@ def test_regimes_and_identity():
   a, b = Config(regime="finetune", workdir="/x"), Config(regime="scratch_e", workdir="/y")
   assert a.identity() == b.identity()
   assert Config(epochs=7).identity() != Config(epochs=8).identity()
+
+
+def test_protocol_defaults_follow_the_dataset():
+  cifar = Config(dataset="cifar10")
+  assert (cifar.width_multiplier, cifar.epochs, cifar.batch_size, cifar.finetune_epochs) == (
+      1.0, 160, 64, 40)
+  imagenet = Config(dataset="imagenet2012")
+  assert (imagenet.epochs, imagenet.batch_size, imagenet.finetune_epochs) == (90, 256, 20)
+  small = Config()
+  assert (small.width_multiplier, small.epochs, small.finetune_epochs) == (0.25, 6, None)
+  assert Config(dataset="cifar10", epochs=3, width_multiplier=0.5).epochs == 3

@@ -38,8 +38,9 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path, args, needle):
 
 
 def test_dry_run_reproduces_reference_flops(tmp_path):
-  proc = run_main("--method=l1_norm", "--model=vgg16", "--dataset=cifar10", "--variant=A",
-                  "--width_multiplier=1", "--epochs=160", f"--workdir={tmp_path}", "--dry_run")
+  # The command: CIFAR-10 defaults to the paper's protocol (full width, 160 epochs).
+  proc = run_main("--method=l1_norm", "--model=vgg16", "--dataset=cifar10", f"--workdir={tmp_path}",
+                  "--dry_run")
   summary = json.load(open(tmp_path / "summary.json"))
   assert summary["full"] == {"params": 14987722, "flops": 627880970,
                              "macs": summary["full"]["macs"]}

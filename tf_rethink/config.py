@@ -11,6 +11,16 @@ from tf_rethink.errors import UsageError
 
 # Fields that do not change what is trained (which regimes to run, where, how verbosely).
 _RUN_ONLY_FIELDS = ("regime", "workdir", "strategy", "dry_run", "verbose", "export")
+# Per-dataset defaults for settings left unset: the paper's protocol on the full datasets (spec 3.1,
+# 3.2), a CPU-scale run of a few minutes on the shipped subset and on full Fashion-MNIST.
+PROTOCOL_DEFAULTS = {
+    "embedded": {"width_multiplier": 0.25, "epochs": 6, "batch_size": 64},
+    "fashion_mnist": {"width_multiplier": 0.25, "epochs": 6, "batch_size": 64},
+    "cifar10": {"width_multiplier": 1.0, "epochs": 160, "batch_size": 64, "finetune_epochs": 40},
+    "cifar100": {"width_multiplier": 1.0, "epochs": 160, "batch_size": 64, "finetune_epochs": 40},
+    "imagenet2012": {"width_multiplier": 1.0, "epochs": 90, "batch_size": 256,
+                     "finetune_epochs": 20},
+}
 REGIME_CHOICES = ("baseline", "finetune", "scratch_e", "scratch_b", "all")
 LR_SCHEDULES = ("auto", "cifar", "imagenet")
 
@@ -24,9 +34,9 @@ class Config:
   dataset: str = "embedded"
   variant: str = ""
   prune_ratio: Optional[float] = None
-  width_multiplier: float = 0.25
-  epochs: int = 6
-  batch_size: int = 64
+  width_multiplier: Optional[float] = None   # None: PROTOCOL_DEFAULTS of the dataset
+  epochs: Optional[int] = None
+  batch_size: Optional[int] = None
   lr: float = 0.1
   weight_decay: float = 1e-4
   momentum: float = 0.9
@@ -47,6 +57,9 @@ class Config:
   export: bool = True
 
   def __post_init__(self):
+    for name, value in PROTOCOL_DEFAULTS.get(self.dataset, PROTOCOL_DEFAULTS["embedded"]).items():
+      if getattr(self, name) is None:
+        object.__setattr__(self, name, value)
     _check(self.regime in REGIME_CHOICES,
            f"unknown --regime={self.regime!r}; choose one of: {', '.join(REGIME_CHOICES)}")
     _check(self.lr_schedule in LR_SCHEDULES,

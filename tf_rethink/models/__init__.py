@@ -1,0 +1,74 @@
+"""Model zoo: functional tf_keras builders parametrized by width lists, and the MODELS registry.
+
+Width-list formats (`ModelSpec.default_widths()`, the reference `cfg`):
+  * CIFAR VGG (`vgg11/13/16/19`) and `vgg16_imagenet`: conv output widths in order, with 'M' for
+    each 2x2/2 max-pool, e.g. VGG-16 `[64, 64, 'M', 128, ..., 512]`.
+  * CIFAR ResNet (`resnet20/32/56/110`): one int per residual block (3n entries), the output width
+    of the block's FIRST conv (`stage{s}_block{b}_conv1`); the second conv keeps the stage width.
+  * `resnet18`, `resnet34`: one int per basic block (8 or 16), the width of `..._conv1`.
+  * `resnet50`: two ints per bottleneck block (32 entries, flat), the widths of `..._conv1` and
+    `..._conv2` of block 1, then block 2, ...; `..._conv3` keeps 4 x the stage width. A list of
+    16 pairs is accepted too.
+
+`width_multiplier` m scales every DEFAULT width to max(1, int(round(w * m))) and also the widths
+that are not in the list (stem and stage widths of ResNets, fc widths of VGGs); an explicit
+`widths` list is used as given (so a pruned small model is `build(pruned, width_multiplier=m)`).
+"""
+import dataclasses
+from typing import Callable
+
+import tf_rethink  # noqa: F401
+import tf_keras as keras
+
+from tf_rethink.errors import UsageError
+from tf_rethink.registry import Registry
+
+
+def scale_width(w, m):
+  """The contract's width scaling rule: max(1, int(round(w * m)))."""
+  return max(1, int(round(w * m)))
+
+
+def scale_widths(widths, m):
+  """Scales every int of a (possibly nested) width list; 'M' entries stay."""
+  out = []
+  for w in widths:
+    if isinstance(w, str):
+      out.append(w)
+    elif isinstance(w, (list, tuple)):
+      out.append(type(w)(scale_width(v, m) for v in w))
+    else:
+      out.append(scale_width(w, m))
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """A registered architecture.
+
+  Attributes:
+    name: registry key (`--model` value).
+    family: "cifar" or "imagenet" (default input sizes, Scratch-B cap).
+    default_widths: returns a fresh copy of the reference cfg (format: module docstring).
+    builder: builder(widths, *, input_shape, num_classes, width_multiplier=1.0, **kw) -> Model.
+  """
+  name: str
+  family: str
+  default_widths: Callable[[], list]
+  builder: Callable[..., keras.Model]
+
+  def build(self, widths=None, *, input_shape, num_classes, width_multiplier=1.0, **kwargs):
+    """Builds the functional model; widths=None means the default cfg scaled by the multiplier."""
+    if width_multiplier <= 0:
+      raise UsageError(f"width_multiplier must be > 0, got {width_multiplier}")
+    if widths is None:
+      widths = scale_widths(self.default_widths(), width_multiplier)
+    else:
+      widths = list(widths)
+    return self.builder(widths, input_shape=tuple(input_shape), num_classes=int(num_classes),
+                        width_multiplier=width_multiplier, **kwargs)
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+from tf_rethink.models import resnet_cifar, resnet_imagenet, vgg  # noqa: E402,F401  (registers)
