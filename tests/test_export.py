@@ -1,0 +1,36 @@
+"""SavedModel export of the physically smaller model: reloads with the same outputs, is smaller."""
+import os
+
+import numpy as np
+import pytest
+
+from tf_rethink import export
+from tf_rethink.errors import UsageError
+from tf_rethink.models import MODELS
+from tf_rethink.pruning import METHODS, surgery
+from tests.helpers import randomize
+
+
+def test_pruned_export_round_trip_and_size(tmp_path):
+  full = MODELS.get("resnet20").build(input_shape=(28, 28, 1), num_classes=10)
+  randomize(full)
+  plan = METHODS.get("l1_norm")(ratio=0.5).select(full, model_name="resnet20")
+  small = surgery.shrink(full, plan)
+  x = np.random.default_rng(0).normal(size=(4, 28, 28, 1)).astype("float32")
+  sizes = {}
+  for name, model in (("full", full), ("small", small)):
+    report = export.export_and_verify(model, str(tmp_path / name), x)
+    sizes[name] = report["bytes"]
+    reloaded = export.load(str(tmp_path / name))
+    np.testing.assert_allclose(reloaded(x, training=False).numpy(),
+                               model(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+  assert not os.path.exists(tmp_path / "small.partial")
+  variables = {n: os.path.getsize(tmp_path / n / "variables" / "variables.data-00000-of-00001")
+               for n in sizes}
+  assert variables["small"] < 0.8 * variables["full"]
+  assert sizes["small"] < sizes["full"]
+
+
+def test_load_refuses_a_directory_that_is_not_an_export(tmp_path):
+  with pytest.raises(UsageError, match="not an exported SavedModel"):
+    export.load(str(tmp_path))
