@@ -7,14 +7,20 @@ import tf_keras as keras
 from tf_rethink.pruning import surgery
 
 
-def randomize(model, seed=0):
-  """Random weights everywhere, with non-trivial BN statistics (gamma, beta, mean, var > 0)."""
+def randomize(model, seed=0, scaled=False):
+  """Random weights everywhere, with non-trivial BN statistics (gamma, beta, mean, var > 0).
+
+  `scaled`: kernels N(0, 1/fan_in) and BN statistics near (0, 1), so activations keep their
+  scale through deep models (keras.applications) instead of overflowing float32.
+  """
   rng = np.random.default_rng(seed)
   for layer in model.layers:
     weights = layer.get_weights()
     if not weights:
       continue
-    if isinstance(layer, keras.layers.BatchNormalization):
+    if scaled:
+      new = _scaled(rng, layer, weights)
+    elif isinstance(layer, keras.layers.BatchNormalization):
       new = [rng.uniform(0.5, 1.5, w.shape) if i == 0 else
              rng.uniform(0.1, 2.0, w.shape) if i == len(weights) - 1 else
              rng.normal(0, 0.5, w.shape) for i, w in enumerate(weights)]
@@ -22,6 +28,28 @@ def randomize(model, seed=0):
       new = [rng.normal(0, 0.3, w.shape) for w in weights]
     layer.set_weights([n.astype(w.dtype) for n, w in zip(new, weights)])
   return model
+
+
+def _scaled(rng, layer, weights):
+  """Weights of one layer for `randomize(scaled=True)`."""
+  if isinstance(layer, keras.layers.Normalization):   # mean, variance (> 0), count
+    return [rng.normal(0, 0.1, weights[0].shape), rng.uniform(0.5, 1.5, weights[1].shape)
+            ] + list(weights[2:])
+  if isinstance(layer, keras.layers.BatchNormalization):
+    kinds = (["gamma"] if layer.scale else []) + (["beta"] if layer.center else []) + ["m", "v"]
+    draw = {"gamma": lambda s: rng.uniform(0.5, 1.5, s), "beta": lambda s: rng.normal(0, 0.2, s),
+            "m": lambda s: rng.normal(0, 0.2, s), "v": lambda s: rng.uniform(0.5, 1.5, s)}
+    return [draw[k](w.shape) for k, w in zip(kinds, weights)]
+  out = []
+  for w in weights:
+    if w.ndim < 2:
+      out.append(rng.normal(0, 0.1, w.shape))
+      continue
+    per_output = isinstance(layer, keras.layers.DepthwiseConv2D) or (
+        isinstance(layer, keras.layers.SeparableConv2D) and w is weights[0])
+    fan_in = int(np.prod(w.shape[:-2] if per_output else w.shape[:-1]))
+    out.append(rng.normal(0, 1.0 / np.sqrt(max(fan_in, 1)), w.shape))
+  return out
 
 
 def copy_model(model):

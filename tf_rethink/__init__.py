@@ -3,6 +3,10 @@
 Importing the package selects the Keras 2 API (`tf_keras`) for TensorFlow before TensorFlow is
 imported, because tensorflow-model-optimization only works with tf_keras models. Every module of
 the package imports Keras as `import tf_keras as keras`.
+
+Public API (lazy: `import tf_rethink` itself does not import TensorFlow):
+`tf_rethink.prune(model, method="l1_norm", ratio=0.3) -> (small, plan)`,
+`tf_rethink.apply_plan(model, plan)`, `tf_rethink.channel_groups(model)` (see `tf_rethink.api`).
 """
 import os
 
@@ -10,3 +14,17 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+_API = ("prune", "apply_plan", "channel_groups")
+
+
+def __getattr__(name):
+  """`tf_rethink.prune` etc. import TensorFlow on first use only (`tf_rethink.api`)."""
+  if name in _API:
+    from tf_rethink import api  # pylint: disable=import-outside-toplevel
+    return getattr(api, name)
+  raise AttributeError(f"module 'tf_rethink' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(list(globals()) + list(_API))

@@ -72,12 +72,23 @@ class Rules:
 
   def __init__(self):
     self._rules: Dict[type, Tuple[Rule, bool]] = {}
+    self._couples: Dict[type, bool] = {}
 
-  def register(self, *classes, prunable: bool = False):
-    """Decorator: `fn(ctx) -> Cut` handles `classes`; `prunable` layers may appear in plan.keep."""
+  def register(self, *classes, prunable: bool = False, couples: bool = False):
+    """Decorator: `fn(ctx) -> Cut` handles `classes`.
+
+    Args:
+      prunable: the layer makes new output channels (conv, dense) and may appear in plan.keep.
+      couples: an elementwise merge (Add, Multiply, ...): channel i of every input is one
+        channel, so the producers feeding it form one group (`coupling.channel_groups`).
+    Layers that are neither are traced by `coupling`: each output channel must come from one
+    input channel (pass-through, concatenation, depthwise, flatten); a rule that raises when
+    some input channels are removed marks its inputs unprunable.
+    """
     def decorator(fn):
       for cls in classes:
         self._rules[cls] = (fn, prunable)
+        self._couples[cls] = couples
       return fn
     return decorator
 
@@ -90,6 +101,12 @@ class Rules:
   def prunable(self, layer) -> bool:
     entry = self.lookup(layer)
     return bool(entry and entry[1])
+
+  def couples(self, layer) -> bool:
+    for cls in type(layer).__mro__:
+      if cls in self._rules:
+        return self._couples.get(cls, False)
+    return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,24 +224,16 @@ def prunable_layers(model: keras.Model, rules: Rules,
                     ) -> List[str]:
   """Names of the prunable layers whose output channels can be cut on their own.
 
-  A layer qualifies when removing one of its output channels alone is a valid plan: its output
-  does not feed a residual merge, a fixed-width layer (e.g. the option-A shortcut) or the model
-  output. Layers with one channel never qualify. Order: topological.
+  A layer qualifies when removing one of its output channels alone is a valid plan: it is the
+  only member of its channel group (`coupling.channel_groups`: its output does not feed a
+  residual merge) and the group is not blocked (fixed-width layer, layer without a rule, model
+  output). Layers with one channel never qualify. Order: topological.
   """
-  names = []
-  for node in topological_nodes(model):
-    layer = node.layer
-    if not rules.prunable(layer) or (predicate is not None and not predicate(layer)):
-      continue
-    n = int(layer.output_shape[-1])
-    if n < 2:
-      continue
-    try:
-      propagate(model, {layer.name: full(n - 1)}, rules)
-    except UsageError:
-      continue
-    names.append(layer.name)
-  return names
+  from tf_rethink.pruning import coupling  # pylint: disable=import-outside-toplevel
+  report = coupling.channel_groups(model, rules)
+  names = {g.members[0] for g in report.groups if g.prunable and len(g.members) == 1}
+  return [layer.name for layer in layers_in_order(model) if layer.name in names
+          and (predicate is None or predicate(layer))]
 
 
 def layers_in_order(model: keras.Model) -> Sequence[keras.layers.Layer]:

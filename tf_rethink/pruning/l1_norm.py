@@ -14,20 +14,29 @@ width-multiplied models; on full-width models they give exactly the widths of sp
   only 3x3 convs), so the first conv of global block g (1-based) has id 2g; ids in the skip list
   are not pruned, the others lose the ratio of their stage.
 `ratio=p` instead prunes every conv whose output is not coupled to a residual merge, a fixed-width
-layer or the model output (user models and other registered models).
+layer or the model output (user models and other registered models): the paper's rule, Li et al.
+prune only the first conv of a residual block. With `prune_coupled` (the default of the Python API
+`tf_rethink.prune`) it also prunes the channel GROUPS of `coupling.channel_groups` (all convs
+summed by one residual stage, a squeeze-and-excite conv with the conv it rescales): a group is
+scored per channel by the SUM of its members' filter L1 norms, the int(n * (1 - p)) best channel
+indices are kept, and the plan lists every member with those same indices. Groups that touch a
+layer the engine cannot follow (Lambda, custom layers without a rule, a reshape that mixes
+channels), the network input or the model output stay unpruned and are logged by layer name.
 """
 import dataclasses
+import logging
 import re
 from typing import Dict, Mapping, Optional, Tuple
 
 from tf_rethink.errors import UsageError
-from tf_rethink.pruning import METHODS, surgery
-from tf_rethink.pruning.base import PrunePlan, Pruner
+from tf_rethink.pruning import METHODS, coupling, surgery
+from tf_rethink.pruning.base import Option, PrunePlan, Pruner
 from tf_rethink.pruning.scores import l1_norm
 from tf_rethink.pruning.select import top_ratio
 
 import tf_keras as keras
 
+_log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class LayerRatios:
@@ -96,6 +105,17 @@ def supported_variants() -> str:
   return "; ".join(f"{m}: {', '.join(sorted(v))}" for m, v in sorted(VARIANTS.items()))
 
 
+def filter_kernel(layer):
+  """The kernel with output channels on the last axis (None for layers without one)."""
+  weights = layer.get_weights()
+  if isinstance(layer, keras.layers.SeparableConv2D):
+    return weights[1]            # pointwise (1, 1, in * m, out)
+  if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
+                        keras.layers.Conv3DTranspose)):
+    return weights[0].swapaxes(-1, -2)
+  return weights[0] if weights and weights[0].ndim >= 2 else None
+
+
 def _is_conv(layer) -> bool:
   return (isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D))
           and not isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
@@ -112,8 +132,13 @@ class L1NormPruner(Pruner):
   """
   name = "l1_norm"
   citation = "Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017 (arXiv 1608.08710)"
+  options = {"prune_coupled": Option(bool, False, "l1_norm ratio mode: also prune convs coupled "
+                                     "by residual/SE merges, as groups (summed L1 norms, same "
+                                     "indices in every member); off = the paper's rule")}
 
-  def __init__(self, *, variant: Optional[str] = None, ratio: Optional[float] = None, **kwargs):
+  def __init__(self, *, variant: Optional[str] = None, ratio: Optional[float] = None,
+               prune_coupled: bool = False, **kwargs):
+    self.prune_coupled = bool(prune_coupled)
     if variant is not None and ratio is not None:
       raise UsageError("l1_norm takes a variant (A/B, for "
                        f"{supported_variants()}) or a ratio (0 < p < 1), not both")
@@ -143,6 +168,10 @@ class L1NormPruner(Pruner):
     del data
     if self.ratio is None:
       model_name = model_name or model.name   # the variant was looked up under this name
+    if self.ratio is not None:
+      keep = self._select_groups(model)
+      return PrunePlan(model=model_name, keep=keep, method=self.name,
+                       variant=f"ratio={self.ratio:g}")
     keep = {}
     for name, ratio in self.layer_ratios(model, model_name).items():
       if ratio > 0:
@@ -150,3 +179,22 @@ class L1NormPruner(Pruner):
         keep[name] = top_ratio(l1_norm(kernel), ratio)
     variant = self.variant if self.variant is not None else f"ratio={self.ratio:g}"
     return PrunePlan(model=model_name, keep=keep, method=self.name, variant=variant)
+
+  def _select_groups(self, model) -> Dict[str, Tuple[int, ...]]:
+    """Ratio mode: each prunable group with a conv member (singletons only unless
+    `prune_coupled`) keeps the top int(n*(1-p)) of its summed per-channel L1 norms."""
+    report = coupling.channel_groups(model, surgery.RULES)
+    if report.skipped:
+      _log.warning("l1_norm: channels reaching %s are left unpruned (no surgery rule)",
+                   ", ".join(f"{n} ({why})" for n, why in report.skipped.items()))
+    keep = {}
+    for group in report.prunable():
+      layers = [model.get_layer(n) for n in group.members]
+      if not any(_is_conv(l) for l in layers) or (len(layers) > 1 and not self.prune_coupled):
+        continue
+      kernels = [k for k in map(filter_kernel, layers) if k is not None]
+      if not kernels:
+        continue
+      idx = top_ratio(sum(l1_norm(k) for k in kernels), self.ratio)
+      keep.update({n: idx for n in group.members})
+    return keep

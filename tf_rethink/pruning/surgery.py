@@ -46,14 +46,16 @@ def _producer(c: Ctx, n: int, in_axis: int, out_axis: int, count_key: str) -> Cu
     return [kernel] + [np.take(b, out, axis=-1) for b in w[1:]]
 
   def mask(w):
+    # The removed inputs' rows too: whatever reaches them (e.g. sigmoid(0) = 0.5) is ignored.
     removed = _removed(out, n)
-    return [_zero(w[0], removed, out_axis)] + [_zero(b, removed) for b in w[1:]]
+    kernel = _zero(_zero(w[0], removed, out_axis), _removed(ins, w[0].shape[in_axis]), in_axis)
+    return [kernel] + [_zero(b, removed) for b in w[1:]]
   return Cut(out=out, config={count_key: len(out)}, slice=slice_, mask=mask)
 
 
 @RULES.register(L.Conv1D, L.Conv2D, L.Conv3D, prunable=True)
 def _conv(c: Ctx) -> Cut:
-  if c.layer.groups != 1:
+  if c.layer.groups != 1 and (c.keep is not None or not c.inputs_full()):
     raise UsageError(f"surgery cannot prune grouped conv {c.describe()} (groups="
                      f"{c.layer.groups}); leave it and its inputs unpruned")
   return _producer(c, c.layer.filters, in_axis=-2, out_axis=-1, count_key="filters")
@@ -84,7 +86,8 @@ def _depthwise(c: Ctx) -> Cut:
     return [np.take(w[0], ins, axis=-2)] + [np.take(b, out) for b in w[1:]]
 
   def mask(w):
-    return [w[0]] + [_zero(b, _removed(out, n_out)) for b in w[1:]]
+    removed = _removed(out, n_out)
+    return [_zero(w[0], _removed(ins, w[0].shape[-2]), -2)] + [_zero(b, removed) for b in w[1:]]
   return Cut(out=out, slice=slice_, mask=mask)
 
 
@@ -101,7 +104,9 @@ def _separable(c: Ctx) -> Cut:
 
   def mask(w):
     removed = _removed(out, n)
-    return [w[0], _zero(w[1], removed)] + [_zero(b, removed) for b in w[2:]]
+    pointwise = _zero(_zero(w[1], removed), _removed(mid, w[1].shape[-2]), -2)
+    return ([_zero(w[0], _removed(ins, w[0].shape[-2]), -2), pointwise]
+            + [_zero(b, removed) for b in w[2:]])
   return Cut(out=out, config={"filters": len(out)}, slice=slice_, mask=mask)
 
 
@@ -125,7 +130,7 @@ def _batch_norm(c: Ctx) -> Cut:
 
 
 _PASS_THROUGH = [
-    "ReLU", "Activation", "LeakyReLU", "ELU", "ThresholdedReLU", "Dropout", "GaussianNoise",
+    "ReLU", "LeakyReLU", "ELU", "ThresholdedReLU", "Dropout", "GaussianNoise",
     "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity",
     "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
     "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
@@ -140,14 +145,56 @@ def _pass_through(c: Ctx) -> Cut:
   return Cut(out=c.ins[0])
 
 
-@RULES.register(L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)
+@RULES.register(L.Activation)
+def _activation(c: Ctx) -> Cut:
+  """Elementwise activations pass channels on; softmax over channels needs all of them."""
+  name = getattr(c.layer.activation, "__name__", "")
+  if "softmax" in name and not c.inputs_full():
+    raise UsageError(f"{c.describe()} normalizes over channels; leave its inputs unpruned")
+  return Cut(out=c.ins[0])
+
+
+@RULES.register(L.Rescaling)
+def _rescaling(c: Ctx) -> Cut:
+  """A scalar scale/offset passes channels on (per-channel vectors would need slicing)."""
+  if (np.ndim(c.layer.scale) or np.ndim(c.layer.offset)) and not c.inputs_full():
+    raise UsageError(f"{c.describe()} has per-channel scale/offset; leave its inputs unpruned")
+  return Cut(out=c.ins[0])
+
+
+@RULES.register(L.PReLU)
+def _prelu(c: Ctx) -> Cut:
+  """Per-channel slopes (last axis, possibly shared over space) follow the incoming channels."""
+  ins = c.ins[0]
+  return Cut(out=ins, slice=lambda w: [np.take(w[0], ins, axis=-1)])
+
+
+@RULES.register(L.Reshape)
+def _reshape(c: Ctx) -> Cut:
+  """Reshape that only adds or drops unit dims around the channels (SE blocks: GAP output
+  (C,) -> (1, 1, C)) keeps the channels; any other reshape needs all of its input."""
+  src = [int(d) for d in c.in_shapes[0][1:]]
+  dst = [int(d) for d in c.out_shape[1:]]
+  if src[-1] == dst[-1] and all(d == 1 for d in src[:-1] + dst[:-1]):
+    ins = c.ins[0]
+    return Cut(out=ins, config={"target_shape": tuple(dst[:-1]) + (len(ins),)})
+  if not c.inputs_full():
+    raise UsageError(f"{c.describe()} mixes channels with other axes ({src} -> {dst}); leave "
+                     "its inputs unpruned")
+  return Cut(out=c.full_out)
+
+
+@RULES.register(L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum, couples=True)
 def _merge(c: Ctx) -> Cut:
-  """Elementwise merges couple their inputs: all must keep the same channels."""
-  if len(set(c.ins)) != 1:
+  """Elementwise merges couple their inputs: all must keep the same channels. An input with one
+  channel broadcasts (e.g. a spatial attention map) and is not coupled."""
+  n = int(c.out_shape[-1])
+  aligned = [i for i, s in zip(c.ins, c.in_shapes) if int(s[-1]) == n or n == 1]
+  if len(set(aligned)) != 1:
     kept = ", ".join(f"{len(i)} of {s[-1]}" for i, s in zip(c.ins, c.in_shapes))
     raise UsageError(f"merge layer {c.describe()} gets inputs with different kept channels "
                      f"({kept}); prune the branches feeding a merge identically or not at all")
-  return Cut(out=c.ins[0])
+  return Cut(out=aligned[0])
 
 
 @RULES.register(L.Concatenate)
