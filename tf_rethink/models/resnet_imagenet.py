@@ -23,6 +23,7 @@ import tf_keras as keras
 
 from tf_rethink.errors import UsageError
 from tf_rethink.models import MODELS, ModelSpec, scale_width
+from tf_rethink.models.channel_gather import ChannelGather
 from tf_rethink.models.layers import he_fan_out, torch_linear_initializers
 
 STAGE_WIDTHS = (64, 128, 256, 512)
@@ -48,13 +49,15 @@ def _conv(x, filters, kernel, stride, name, use_bias=False):
                              kernel_initializer=he_fan_out(), name=name)(x)
 
 
-def _block(x, p, widths, out_channels, stride, kind, downsample_bias):
+def _block(x, p, widths, out_channels, stride, kind, downsample_bias, input_selection=False):
   """One residual block; `widths` are the prunable inner widths of this block."""
   if kind == "basic":
     convs = [(widths[0], 3, stride), (out_channels, 3, 1)]
   else:
     convs = [(widths[0], 1, 1), (widths[1], 3, stride), (out_channels, 1, 1)]
   y = x
+  if input_selection:  # the Regression ResNet-50-2x reads a subset of the block input (spec 2.3)
+    y = ChannelGather(name=f"{p}_select")(y)
   for k, (filters, kernel, s) in enumerate(convs, start=1):
     y = _conv(y, filters, kernel, s, f"{p}_conv{k}")
     y = _bn(f"{p}_bn{k}")(y)
@@ -71,13 +74,15 @@ def _block(x, p, widths, out_channels, stride, kind, downsample_bias):
 
 
 def imagenet_resnet(widths, *, input_shape, num_classes, blocks, kind, width_multiplier=1.0,
-                    downsample_bias=False, name="resnet"):
+                    downsample_bias=False, input_selection=False, name="resnet"):
   """Builds a torchvision-layout ResNet.
 
   Args:
     widths: per-block prunable widths (module docstring); pairs are flattened.
     blocks: blocks per stage; kind: "basic" or "bottleneck".
     downsample_bias: bias on the 1x1 projection conv (the ThiNet / Regression ResNet-50 files).
+    input_selection: a `ChannelGather` (`..._select`, all channels until pruned) before each
+      block's conv1 (the Regression ResNet-50-2x, spec 2.3).
   """
   flat = [w for item in widths for w in (item if isinstance(item, (list, tuple)) else [item])]
   per_block = 1 if kind == "basic" else 2
@@ -97,7 +102,7 @@ def imagenet_resnet(widths, *, input_shape, num_classes, blocks, kind, width_mul
     for b in range(n):
       stride = 2 if (s > 0 and b == 0) else 1
       x = _block(x, f"stage{s + 1}_block{b + 1}", flat[i:i + per_block], out_channels, stride,
-                 kind, downsample_bias)
+                 kind, downsample_bias, input_selection)
       i += per_block
   x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
   kernel_init, bias_init = torch_linear_initializers(x.shape[-1])
