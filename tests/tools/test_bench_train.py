@@ -1,0 +1,57 @@
+"""tools/bench_train.py --quick: runs end to end and prints/writes well-formed results."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_tool(script, args, tmp_path):
+  out = tmp_path / "result.json"
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", script), "--quick",
+                         f"--json_out={out}", *args], capture_output=True, text=True, env=env,
+                        timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stdout, json.loads(out.read_text())
+
+
+def test_quick_vgg_output_is_well_formed(tmp_path):
+  stdout, r = run_tool("bench_train.py", ["--compare=steps_per_execution=2"], tmp_path)
+  names = list(r["contestants"])
+  assert names[:3] == ["ours", "ours_cached", "ours[steps_per_execution=2]"]
+  assert "keras_fit" in names
+  for name, c in r["contestants"].items():
+    assert c["img_per_s"] > 0 and len(c["runs"]) == r["repeats"] == 2
+    assert c["peak_rss_mb"] > 100, name
+    assert f"{name} " in stdout
+  assert 0.0 <= r["data_wait_share"] < 1.0
+  assert r["ratios"]["ours/keras_fit"] == pytest.approx(
+      r["contestants"]["ours"]["img_per_s"] / r["contestants"]["keras_fit"]["img_per_s"])
+  assert r["peak_rss_mb"] >= max(c["peak_rss_mb"] for c in r["contestants"].values())
+  assert r["params"] > 0 and r["batch_size"] == 8
+  if "torch" in names:  # optional dependency
+    assert "ours/torch" in r["ratios"]
+  else:
+    assert any("torch" in n for n in r["notes"])
+  assert "share of step time waiting for data" in stdout
+
+
+def test_quick_resnet_without_torch_column(tmp_path):
+  _, r = run_tool("bench_train.py", ["--model=resnet20", "--contestants=ours,keras_fit",
+                                     "--mixed_precision=bf16"], tmp_path)
+  assert list(r["contestants"]) == ["ours", "keras_fit"]
+  assert r["speed"]["mixed_precision"] == "bf16"
+  assert set(r["ratios"]) == {"ours/keras_fit"}
+  assert "data_wait_share" not in r
+
+
+def test_bad_compare_item_is_a_usage_error(tmp_path):
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_train.py"), "--quick",
+                         "--compare=mixed_precision=fp8"], capture_output=True, text=True,
+                        timeout=120, check=False)
+  assert proc.returncode != 0
+  assert "mixed_precision" in proc.stderr

@@ -1,0 +1,152 @@
+"""Speed settings: validation, dtype policies, float32 loss, and training equivalence."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+import tf_rethink  # noqa: F401
+import tensorflow as tf
+import tf_keras as keras
+
+from tf_rethink.config import Config
+from tf_rethink.errors import UsageError
+from tf_rethink.train import speed
+from tf_rethink.train.strategy import make_strategy
+from tf_rethink.train.trainer import TrainSpec, compile_model, train
+
+
+def test_config_and_speed_defaults_agree():
+  default = speed.SpeedSettings()
+  assert speed.from_config(Config()) == default
+  for field in dataclasses.fields(speed.SpeedSettings):
+    assert getattr(Config(), field.name) == getattr(default, field.name)
+  assert speed.from_config(Config(mixed_precision="bf16", steps_per_execution=4)) == \
+      speed.SpeedSettings(steps_per_execution=4, mixed_precision="bf16")
+  # speed settings never make a workdir "another experiment"
+  assert Config(mixed_precision="bf16").identity() == Config().identity()
+
+
+@pytest.mark.parametrize("kwargs", [dict(mixed_precision="fp8"), dict(jit_compile="yes"),
+                                    dict(steps_per_execution=0), dict(intra_op_threads=-1)])
+def test_bad_settings_raise_usage_errors(kwargs):
+  with pytest.raises(UsageError, match=next(iter(kwargs))):
+    speed.SpeedSettings(**kwargs)
+  with pytest.raises(UsageError, match=next(iter(kwargs))):
+    Config(**kwargs)
+
+
+def test_policy_resolution_on_this_cpu():
+  assert not tf.config.list_physical_devices("GPU")
+  auto = "mixed_bfloat16" if speed.cpu_has_bf16() else "float32"   # auto on a CPU
+  assert speed.SpeedSettings().policy() == auto
+  assert speed.FLOAT32.policy() == "float32"
+  assert speed.SpeedSettings(mixed_precision="bf16").policy() == "mixed_bfloat16"
+  assert speed.SpeedSettings(mixed_precision="fp16").policy() == "mixed_float16"
+  assert speed.SpeedSettings(mixed_precision="off").policy() == "float32"
+  assert not speed.SpeedSettings().jit() and speed.SpeedSettings(jit_compile="on").jit()
+
+
+def test_policy_scope_restores_the_global_policy():
+  with speed.policy_scope(speed.SpeedSettings(mixed_precision="bf16")):
+    layer = keras.layers.Dense(2)
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+  assert keras.mixed_precision.global_policy().name == "float32"
+  assert layer.compute_dtype == "bfloat16" and layer.dtype == "float32"
+
+
+def test_loss_is_float32_for_bfloat16_logits():
+  logits = tf.constant([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
+  labels = tf.constant([0, 2])
+  loss = speed.SparseCrossEntropy(from_logits=True)
+  want = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+  got = loss(labels, tf.cast(logits, tf.bfloat16))
+  assert got.dtype == tf.float32
+  # only the logits' bf16 rounding (8 bits of mantissa) remains
+  np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-2)
+  assert loss(labels, logits).numpy() == pytest.approx(want.numpy(), rel=1e-6)
+
+
+def _build():
+  init = keras.initializers.HeNormal(seed=3)
+  x = inp = keras.Input((8, 8, 3))
+  x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, kernel_initializer=init,
+                          name="conv1")(x)
+  x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="conv1_bn")(x)
+  x = keras.layers.ReLU(name="conv1_relu")(x)
+  x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
+  x = keras.layers.Dense(3, kernel_initializer=init, name="logits")(x)
+  return keras.Model(inp, x)
+
+
+def _data():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(48, 8, 8, 3)).astype("float32")
+  y = rng.integers(0, 3, 48).astype("int32")
+  x[np.arange(48), :, :, y] += 1.0
+  ds = tf.data.Dataset.from_tensor_slices((x, y))
+  return ds.batch(8), ds.take(24).batch(24)
+
+
+SPEC = TrainSpec(epochs=3, lr=0.1, batch_size=8, weight_decay=1e-3, milestones=(2,))
+
+
+def test_steps_per_execution_trains_the_same_weights(tmp_path):
+  """Several steps per call change scheduling only: same final weights as one step per call."""
+  train_ds, test_ds = _data()
+  strategy = make_strategy("one_device")
+  results = {}
+  for spe in (1, 4):
+    keras.utils.set_random_seed(1)
+    results[spe] = train(_build, train_ds, test_ds, SPEC, strategy=strategy,
+                         run_dir=str(tmp_path / f"spe{spe}"), verbose=0,
+                         speed=speed.SpeedSettings(steps_per_execution=spe))
+  assert results[4].model._steps_per_execution.numpy() == 4
+  for a, b in zip(results[1].model.get_weights(), results[4].model.get_weights()):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert results[1].history["learning_rate"] == results[4].history["learning_rate"] == \
+      [0.1, 0.1, pytest.approx(0.01)]
+
+
+def test_bf16_trains_with_float32_variables_and_close_loss(tmp_path):
+  train_ds, test_ds = _data()
+  strategy = make_strategy("one_device")
+  results = {}
+  for mode in ("off", "bf16"):
+    keras.utils.set_random_seed(1)
+    results[mode] = train(_build, train_ds, test_ds, SPEC, strategy=strategy,
+                          run_dir=str(tmp_path / mode), verbose=0,
+                          speed=speed.SpeedSettings(mixed_precision=mode))
+  model = results["bf16"].model
+  assert model.get_layer("conv1").compute_dtype == "bfloat16"
+  assert all(v.dtype == tf.float32 for v in model.variables)
+  assert keras.mixed_precision.global_policy().name == "float32"   # restored after train
+  f32, b16 = results["off"].history["loss"], results["bf16"].history["loss"]
+  assert f32[-1] < f32[0] and b16[-1] < b16[0]                     # both learn
+  np.testing.assert_allclose(b16, f32, rtol=0.05)
+
+
+def test_compile_model_sets_xla_and_steps():
+  model = compile_model(_build(), SPEC, speed.SpeedSettings(steps_per_execution=3,
+                                                            jit_compile="off"))
+  assert model._steps_per_execution.numpy() == 3
+  assert not model._jit_compile
+  assert isinstance(model.loss, speed.SparseCrossEntropy)
+
+
+def test_threads_are_applied_after_main_started_tensorflow():
+  """main.py starts TensorFlow at import; set_threads(restart=True) still resizes the pools."""
+  import subprocess
+  import sys
+  code = ("from tf_rethink import quiet; tf = quiet.import_tensorflow()\n"
+          "from tf_rethink.train import speed\n"
+          "s = speed.SpeedSettings(intra_op_threads=1, inter_op_threads=1)\n"
+          "try:\n  speed.set_threads(s)\nexcept Exception as e:\n  print(type(e).__name__)\n"
+          "speed.set_threads(s, restart=True)\n"
+          "print(float(tf.reduce_sum(tf.ones([3]))), tf.config.threading"
+          ".get_intra_op_parallelism_threads(), tf.config.threading"
+          ".get_inter_op_parallelism_threads())\n")
+  import os
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                        check=True, cwd=root)
+  assert proc.stdout.split() == ["UsageError", "3.0", "1", "1"]
