@@ -34,3 +34,22 @@ def test_pruned_export_round_trip_and_size(tmp_path):
 def test_load_refuses_a_directory_that_is_not_an_export(tmp_path):
   with pytest.raises(UsageError, match="not an exported SavedModel"):
     export.load(str(tmp_path))
+
+
+def test_mixed_precision_model_exports_as_float32(tmp_path):
+  import tf_keras as keras
+  keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    model = MODELS.get("vgg11").build(input_shape=(28, 28, 1), num_classes=10,
+                                      width_multiplier=0.125)
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+  randomize(model)
+  assert model.get_layer("conv1").compute_dtype == "bfloat16"
+  x = np.random.default_rng(1).normal(size=(4, 28, 28, 1)).astype("float32")
+  export.export_and_verify(model, str(tmp_path / "m"), x)
+  reloaded = export.load(str(tmp_path / "m"))
+  assert reloaded.get_layer("conv1").compute_dtype == "float32"
+  # The float32 export agrees with the bf16 model to bf16 precision.
+  np.testing.assert_allclose(reloaded(x, training=False).numpy(),
+                             model(x, training=False).numpy(), rtol=0.05, atol=0.05)

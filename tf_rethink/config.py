@@ -10,7 +10,9 @@ from typing import Mapping, Optional, Tuple
 from tf_rethink.errors import UsageError
 
 # Fields that do not change what is trained (which regimes to run, where, how verbosely).
-_RUN_ONLY_FIELDS = ("regime", "workdir", "strategy", "dry_run", "verbose", "export")
+_RUN_ONLY_FIELDS = ("regime", "workdir", "strategy", "dry_run", "verbose", "export", "seeds",
+                    "steps_per_execution", "mixed_precision", "jit_compile", "intra_op_threads",
+                    "inter_op_threads")
 # Per-dataset defaults for settings left unset: the paper's protocol on the full datasets (spec 3.1,
 # 3.2), a CPU-scale run of a few minutes on the shipped subset and on full Fashion-MNIST.
 PROTOCOL_DEFAULTS = {
@@ -21,8 +23,10 @@ PROTOCOL_DEFAULTS = {
     "imagenet2012": {"width_multiplier": 1.0, "epochs": 90, "batch_size": 256,
                      "finetune_epochs": 20},
 }
-REGIME_CHOICES = ("baseline", "finetune", "scratch_e", "scratch_b", "all")
+REGIME_CHOICES = ("baseline", "finetune", "scratch_e", "scratch_b", "all", "lottery")
 LR_SCHEDULES = ("auto", "cifar", "imagenet")
+PRECISIONS = ("auto", "off", "bf16", "fp16")   # --mixed_precision (train/speed.py)
+JIT_CHOICES = ("auto", "on", "off")            # --jit_compile (train/speed.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Config:
   scratch_b_cap: Optional[float] = None
   method_options: Mapping[str, object] = dataclasses.field(default_factory=dict)
   seed: int = 1
+  seeds: str = ""   # "N" (N runs: seed, seed+1, ...) or "1,4,7"; each in workdir/seed_<n> (seeds.py)
   limit_train: Optional[int] = None
   limit_test: Optional[int] = None
   data_dir: Optional[str] = None
@@ -55,6 +60,12 @@ class Config:
   dry_run: bool = False
   verbose: int = 1
   export: bool = True
+  # Speed (train/speed.py; defaults measured with tools/bench_train.py): how steps execute.
+  steps_per_execution: int = 1
+  mixed_precision: str = "auto"
+  jit_compile: str = "auto"
+  intra_op_threads: int = 0
+  inter_op_threads: int = 0
 
   def __post_init__(self):
     for name, value in PROTOCOL_DEFAULTS.get(self.dataset, PROTOCOL_DEFAULTS["embedded"]).items():
@@ -76,11 +87,39 @@ class Config:
       value = getattr(self, name)
       _check(value is None or value > 0, f"--{name}={value} must be positive")
     _check(self.weight_decay >= 0, f"--weight_decay={self.weight_decay} must be >= 0")
+    _check(self.mixed_precision in PRECISIONS, f"unknown --mixed_precision="
+           f"{self.mixed_precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    _check(self.jit_compile in JIT_CHOICES, f"unknown --jit_compile={self.jit_compile!r}; "
+           f"choose one of: {', '.join(JIT_CHOICES)}")
+    _check(self.steps_per_execution >= 1,
+           f"--steps_per_execution={self.steps_per_execution} must be a positive integer")
+    for name in ("intra_op_threads", "inter_op_threads"):
+      _check(getattr(self, name) >= 0, f"--{name}={getattr(self, name)} must be >= 0 "
+             "(0: TensorFlow's default, one thread per core)")
     _check(self.scratch_b_cap is None or self.scratch_b_cap == 0 or self.scratch_b_cap >= 1,
            f"--scratch_b_cap={self.scratch_b_cap} must be >= 1 (or 0 for no cap)")
+    self.seed_list  # pylint: disable=pointless-statement  (validates --seeds)
     for name in ("limit_train", "limit_test"):
       value = getattr(self, name)
       _check(value is None or value > 0, f"--{name}={value} must be a positive integer")
+
+  @property
+  def seed_list(self) -> Tuple[int, ...]:
+    """The seeds of a multi-seed run (`--seeds`): "N" -> seed..seed+N-1, "a,b,c" -> (a, b, c)."""
+    text = str(self.seeds).strip()
+    if not text:
+      return ()
+    try:
+      if "," in text:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+      else:
+        seeds = tuple(range(self.seed, self.seed + int(text)))
+    except ValueError:
+      raise UsageError(f"--seeds={self.seeds!r} is neither a count nor a comma list; pass e.g. "
+                       "--seeds=5 or --seeds=1,2,3") from None
+    _check(len(seeds) > 0 and len(set(seeds)) == len(seeds), f"--seeds={self.seeds!r} must name "
+           "at least one seed, each once (e.g. --seeds=5 or --seeds=1,2,3)")
+    return seeds
 
   @property
   def regimes(self) -> Tuple[str, ...]:
@@ -89,6 +128,8 @@ class Config:
       return ("baseline", "finetune", "scratch_e", "scratch_b")
     if self.regime == "baseline":
       return ("baseline",)
+    if self.regime == "lottery":  # the winning ticket against random init with the same plan
+      return ("baseline", "lottery", "scratch_e")
     return ("baseline", self.regime)
 
   def identity(self) -> dict:

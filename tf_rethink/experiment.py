@@ -3,7 +3,8 @@
 Workdir layout (every file written atomically, every stage reused when the command is re-run):
   config.json, flags.cfg   the resolved settings (identity checked on re-run)
   baseline/                the large model's run (checkpoints, TensorBoard, final weights)
-  plan.json                the pruned architecture as data (PrunePlan)
+  plan.json                the pruned architecture as data (PrunePlan; magnitude: a MaskPlan
+                           with its bit-packed masks in plan.masks.npz)
   <regime>/                one run directory per regime
   results.json             one record per regime
   export/<regime>/         SavedModel of the physically smaller model, verified on reload
@@ -15,13 +16,13 @@ from typing import Optional
 from tf_rethink import data as data_lib
 from tf_rethink import export as export_lib
 from tf_rethink import flops as flops_lib
+from tf_rethink import hparams as hparams_lib
 from tf_rethink import io_utils
 from tf_rethink import results as results_lib
 from tf_rethink.config import Config
 from tf_rethink.errors import UsageError
 from tf_rethink.models import MODELS
-from tf_rethink.pruning import METHODS, PrunePlan
-from tf_rethink.pruning import surgery
+from tf_rethink.pruning import METHODS
 from tf_rethink.train import regimes as regimes_lib
 from tf_rethink.train.strategy import make_strategy
 
@@ -30,6 +31,9 @@ _CAP_BY_FAMILY = {"imagenet": 2.0}
 
 def run(config: Config, flags_text: str = "") -> dict:
   """Runs `config`; returns the results (or the dry-run summary)."""
+  if config.seed_list and not config.dry_run:  # one run per seed in workdir/seed_<n> (seeds.py)
+    from tf_rethink import seeds as seeds_lib  # pylint: disable=import-outside-toplevel
+    return seeds_lib.run(config, flags_text)
   import tf_keras as keras
   info = _lookup(data_lib.info, config.dataset)
   spec = _lookup(MODELS.get, config.model)
@@ -64,7 +68,9 @@ def run(config: Config, flags_text: str = "") -> dict:
     result = regime(ctx)
     if name == "baseline":
       ctx.baseline_weights = os.path.join(ctx.run_dir("baseline"), "final.weights.h5")
-    records[name] = results_lib.record(name, result, _counts(result.model))
+    records[name] = results_lib.record(name, result, _counts(result.model, pruner.sparse))
+    hparams_lib.log_run(ctx.run_dir(name), hparams_lib.config_hparams(config, name, result.epochs),
+                        records[name])
     io_utils.write_json(os.path.join(config.workdir, "results.json"), records)
     final_model = result.model
   print(results_lib.table(records))
@@ -78,31 +84,36 @@ def _export(config: Config, ctx, model) -> None:
   sample = next(iter(ctx.test_ds))[0][:8]
   full = ctx.build_full()
   full.load_weights(ctx.baseline_weights)
-  sizes = {}
-  for name, m in (("baseline", full), (config.regimes[-1], model)):
+  sizes, gzipped = {}, {}
+  for name, m in (("baseline", full), (config.regimes[-1], ctx.pruner.export_model(model))):
     path = os.path.join(config.workdir, "export", name)
     sizes[name] = export_lib.export_and_verify(m, path, sample)["bytes"]
+    gzipped[name] = export_lib.gzip_size(path)
   name = config.regimes[-1]
   print(f"exported SavedModels to {os.path.join(config.workdir, 'export')} (reloaded and verified): "
         f"baseline {sizes['baseline']:,} bytes, {name} {sizes[name]:,} bytes "
-        f"({sizes['baseline'] / sizes[name]:.2f}x smaller)")
+        f"({sizes['baseline'] / sizes[name]:.2f}x smaller); gzipped {gzipped['baseline']:,} vs "
+        f"{gzipped[name]:,} bytes ({gzipped['baseline'] / gzipped[name]:.2f}x smaller)")
+  io_utils.write_json(os.path.join(config.workdir, "export", "sizes.json"),
+                      {"bytes": sizes, "gzip_bytes": gzipped})
 
 
 def _prune(ctx, config: Config, baseline_record: dict) -> None:
   """Selects the pruned architecture once per workdir (plan.json) and records both FLOPs."""
   path = os.path.join(config.workdir, "plan.json")
   if os.path.exists(path):
-    with open(path) as f:
-      ctx.plan = PrunePlan.from_json(f.read())
+    ctx.plan = ctx.pruner.load_plan(path)
   else:
-    trained = ctx.build_full()
+    trained = ctx.pruner.prepare(ctx.build_full())  # e.g. with the method's gates
     trained.load_weights(ctx.baseline_weights)
     ctx.plan = ctx.pruner.select(trained, ctx.train_ds, model_name=config.model)
-    io_utils.write_text(path, ctx.plan.to_json())
-  pruned_counts = _counts(surgery.shrink(ctx.build_full(), ctx.plan, copy_weights=False))
+    ctx.pruner.save_plan(ctx.plan, path)
+  if hasattr(ctx.plan, "summary"):
+    print(ctx.plan.summary())
+  pruned_counts = _counts(ctx.pruner.build_fresh(ctx.build_full, ctx.plan), ctx.pruner.sparse)
   ctx.flops_full = baseline_record["flops"]
   ctx.flops_pruned = pruned_counts.flops
-  for name in ("finetune", "scratch_e", "scratch_b"):
+  for name in ("finetune", "scratch_e", "scratch_b", "lottery"):
     ctx.scalars[name] = _counts_dict(pruned_counts)
 
 
@@ -110,8 +121,8 @@ def _dry_run(config: Config, pruner, build_full, cap) -> dict:
   """Builds both architectures (random weights: the plan is a shape preview only, not saved)."""
   full = build_full()
   plan = pruner.select(full, None, model_name=config.model)
-  pruned = surgery.shrink(full, plan, copy_weights=False)
-  full_counts, pruned_counts = _counts(full), _counts(pruned)
+  pruned = pruner.build_fresh(build_full, plan)
+  full_counts, pruned_counts = _counts(full), _counts(pruned, pruner.sparse)
   summary = {
       "full": _counts_dict(full_counts),
       "pruned": _counts_dict(pruned_counts),
@@ -131,8 +142,8 @@ def _lookup(get, name: str):
     raise UsageError(e.args[0]) from None
 
 
-def _counts(model):
-  return flops_lib.count(model)
+def _counts(model, sparse=False):
+  return flops_lib.count(model, sparse=sparse)
 
 
 def _counts_dict(counts) -> dict:

@@ -31,7 +31,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_rethink.errors import UsageError
+from tf_rethink.models.channel_gather import ChannelGather
 from tf_rethink.models.layers import InlineGlobalAveragePooling2D, OptionAShortcut
+from tf_rethink.models.slimming import InlineAveragePooling2D
 
 _log = logging.getLogger(__name__)
 _warned = set()
@@ -49,7 +51,8 @@ _FREE = (L.InputLayer, L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Mi
          L.Cropping2D, L.Cropping3D, L.Flatten, L.Reshape, L.Permute, L.Dropout, L.SpatialDropout1D,
          L.SpatialDropout2D, L.SpatialDropout3D, L.GaussianNoise, L.GaussianDropout,
          L.AlphaDropout, L.Softmax, L.Rescaling, L.Normalization, L.Lambda, L.Identity,
-         OptionAShortcut, InlineGlobalAveragePooling2D, L.ActivityRegularization)
+         OptionAShortcut, InlineGlobalAveragePooling2D, L.ActivityRegularization,
+         ChannelGather, InlineAveragePooling2D)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +121,7 @@ def _layer_counts(layer, in_shape, out_shape, unknown, sparse=False):
     flops = _prod(in_shape)
   elif isinstance(layer, L.Activation):
     flops = _prod(in_shape) if _is_relu(layer.activation) else 0
-  elif isinstance(layer, _POOLS):
+  elif isinstance(layer, _POOLS) and not isinstance(layer, _FREE):
     flops = _prod(layer.pool_size) * out_elems
   elif isinstance(layer, _GLOBAL_POOLS) and not isinstance(layer, InlineGlobalAveragePooling2D):
     flops = _prod(in_shape)  # H*W per output element

@@ -16,7 +16,7 @@ from absl import flags
 from absl import logging
 
 from tf_rethink import quiet
-from tf_rethink.config import Config, LR_SCHEDULES, REGIME_CHOICES
+from tf_rethink.config import Config, JIT_CHOICES, LR_SCHEDULES, PRECISIONS, REGIME_CHOICES
 from tf_rethink.errors import UsageError
 
 _D = Config()
@@ -46,6 +46,9 @@ flags.DEFINE_float("finetune_lr", _D.finetune_lr, "Fine-tune lr (default lr/100;
 flags.DEFINE_float("scratch_b_cap", _D.scratch_b_cap, "Cap on the Scratch-B epoch ratio (default 2 "
                    "on ImageNet as the reference, none otherwise; 0 = no cap).")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (initialization, data order, augmentation).")
+flags.DEFINE_string("seeds", _D.seeds, "Repeat the experiment over seeds: a count N (--seed .. "
+                    "--seed+N-1) or a list 1,2,3; runs go to workdir/seed_<n>, mean +- std to "
+                    "workdir/results_summary.json.")
 flags.DEFINE_integer("limit_train", _D.limit_train, "Use only the first N training images.")
 flags.DEFINE_integer("limit_test", _D.limit_test, "Use only the first N test images.")
 flags.DEFINE_string("data_dir", _D.data_dir, "tensorflow-datasets data directory (prepared data).")
@@ -57,6 +60,15 @@ flags.DEFINE_bool("dry_run", _D.dry_run, "Build both architectures, print params
 flags.DEFINE_integer("verbose", _D.verbose, "Keras progress output: 0 silent, 1 progress bar, 2 "
                      "one line per epoch.")
 flags.DEFINE_bool("export", _D.export, "Export the last regime's model as a verified SavedModel.")
+flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution, "Training steps per tf.function "
+                     "call (speed only; measured default, see README Performance).")
+flags.DEFINE_enum("mixed_precision", _D.mixed_precision, PRECISIONS, "auto: float16 + loss scaling "
+                  "on a GPU, float32 on a CPU; bf16: bfloat16 compute; off: float32.")
+flags.DEFINE_enum("jit_compile", _D.jit_compile, JIT_CHOICES, "XLA; auto: on a GPU only.")
+flags.DEFINE_integer("intra_op_threads", _D.intra_op_threads, "TensorFlow intra-op threads (0: one "
+                     "per core).")
+flags.DEFINE_integer("inter_op_threads", _D.inter_op_threads, "TensorFlow inter-op threads (0: one "
+                     "per core).")
 
 FLAGS = flags.FLAGS
 _FLAG_DEFINERS = {float: flags.DEFINE_float, int: flags.DEFINE_integer, str: flags.DEFINE_string,
@@ -108,6 +120,8 @@ def main(argv):
     _fail(f"unexpected arguments {argv[1:]}; every setting is a --flag")
   try:
     config = _config_from_flags()
+    from tf_rethink.train import speed  # thread pools: before anything runs on TensorFlow
+    speed.set_threads(speed.from_config(config), restart=True)
     from tf_rethink import experiment  # imports TensorFlow; after flag checks for a fast error
     experiment.run(config, flags_text=FLAGS.flags_into_string())
   except UsageError as e:

@@ -30,7 +30,8 @@ def small(name):
 def test_registry_names():
   assert MODELS.names() == sorted(["vgg11", "vgg13", "vgg16", "vgg19", "resnet20", "resnet32",
                                    "resnet56", "resnet110", "vgg16_imagenet", "resnet18",
-                                   "resnet34", "resnet50"])
+                                   "resnet34", "resnet50", "vgg16_imagenet_gap", "resnet50_select",
+                                   "vgg19_slim", "preresnet110", "preresnet164", "densenet40"])
   assert all(isinstance(MODELS.get(n), ModelSpec) for n in MODELS.names())
   with pytest.raises(KeyError, match="resnet56"):
     MODELS.get("resnet57")
@@ -50,7 +51,7 @@ def test_small_model_gives_logits(name):
 def test_batchnorm_momentum_and_epsilon(name):
   model, _ = small(name)
   bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
-  assert (len(bns) > 0) == (name != "vgg16_imagenet")
+  assert (len(bns) > 0) == (name not in ("vgg16_imagenet", "vgg16_imagenet_gap"))
   assert {(l.momentum, l.epsilon) for l in bns} <= {(0.9, 1e-5)}
 
 
@@ -70,16 +71,29 @@ def test_widths_list_sets_the_prunable_convs(name):
   spec = MODELS.get(name)
   model, _ = small(name)
   widths = [w for w in scale_widths(spec.default_widths(), SMALL) if w != "M"]
-  if name.startswith("vgg"):
+  selections = [l.output_shape[-1] for l in model.layers if type(l).__name__ == "ChannelSelection"]
+  if name.startswith("preresnet"):
+    # 3 entries per block (selection, conv1, conv2) + the final selection.
+    convs = [l.filters for l in model.layers if re.fullmatch(r"stage\d_block\d+_conv[12]", l.name)]
+    assert convs == [w for i, w in enumerate(widths[:-1]) if i % 3]
+    assert selections == widths[:-1:3] + widths[-1:]
+    pattern = None
+  elif name.startswith("densenet"):
+    assert selections == widths  # one selection width per BN
+    pattern = None
+  elif name.startswith("vgg"):
     pattern = r"conv\d+"
-  elif name == "resnet50":
+  elif name in ("resnet50", "resnet50_select"):
     pattern = r"stage\d_block\d+_conv[12]"
   else:
     pattern = r"stage\d_block\d+_conv1"
-  got = [l.filters for l in model.layers if re.fullmatch(pattern, l.name)]
-  assert got == widths
+  if pattern:
+    got = [l.filters for l in model.layers if re.fullmatch(pattern, l.name)]
+    assert got == widths
   stem = {"cifar": 4, "imagenet": 16}[spec.family]  # 16 or 64 times 0.25
-  if not name.startswith("vgg"):
+  if name.startswith("densenet"):
+    assert model.get_layer("conv1").filters == 2 * 3  # twice the growth rate, 12 * 0.25
+  elif not name.startswith("vgg"):
     assert model.get_layer("conv1").filters == stem
   with pytest.raises(UsageError, match="widths"):
     spec.build([8, 8], input_shape=(32, 32, 3), num_classes=10)

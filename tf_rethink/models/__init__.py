@@ -72,3 +72,5 @@ class ModelSpec:
 MODELS: Registry[ModelSpec] = Registry("model")
 
 from tf_rethink.models import resnet_cifar, resnet_imagenet, vgg  # noqa: E402,F401  (registers)
+from tf_rethink.models import pruned_imagenet  # noqa: E402,F401  (registers)
+from tf_rethink.models import slimming  # noqa: E402,F401  (registers)

@@ -102,8 +102,10 @@ class Pruner(abc.ABC):
     """Adds gates/wrappers needed before sparsity training (none by default)."""
     return model
 
-  def callbacks(self):
-    """Keras callbacks applied while training the large model (none by default)."""
+  def callbacks(self, log_dir: Optional[str] = None):
+    """Keras callbacks applied while training the large model (none by default); `log_dir` is
+    where they may write TensorBoard summaries (the baseline run's tb/pruning)."""
+    del log_dir
     return []
 
   @abc.abstractmethod
@@ -114,3 +116,37 @@ class Pruner(abc.ABC):
     """The physically smaller model with the surviving weights (`surgery.shrink`)."""
     from tf_rethink.pruning import surgery  # pylint: disable=import-outside-toplevel
     return surgery.shrink(model, plan)
+
+  # The hooks below let a method whose plan is not a PrunePlan (unstructured masks) plug into the
+  # regimes; the defaults are the structured behaviour.
+  # sparse: count params/FLOPs of pruned models over nonzero conv weights (flops convention B).
+  sparse: ClassVar[bool] = False
+
+  def build_fresh(self, build_full, plan):
+    """The pruned architecture, freshly initialized (Scratch-E/B): `shrink(copy_weights=False)`."""
+    from tf_rethink.pruning import surgery  # pylint: disable=import-outside-toplevel
+    return surgery.shrink(build_full(), plan, copy_weights=False)
+
+  def build_inherited(self, trained, plan):
+    """The pruned model with the weights of `trained` (fine-tune; lottery passes the initial
+    weights instead): `shrink`."""
+    return self.shrink(trained, plan)
+
+  def pruned_callbacks(self, log_dir: str):
+    """Keras callbacks while training a pruned model (fine-tune, scratch, lottery); none here."""
+    del log_dir
+    return []
+
+  def save_plan(self, plan, path: str) -> None:
+    """Writes `plan` to `path` (workdir/plan.json)."""
+    from tf_rethink import io_utils  # pylint: disable=import-outside-toplevel
+    io_utils.write_text(path, plan.to_json())
+
+  def load_plan(self, path: str):
+    """Reads what `save_plan` wrote."""
+    with open(path) as f:
+      return PrunePlan.from_json(f.read())
+
+  def export_model(self, model):
+    """The model to export (SavedModel) from a trained pruned model: itself."""
+    return model

@@ -12,15 +12,19 @@ pruning object:
                E_B = int(E * FLOPs(large) / FLOPs(pruned)), FLOPs in the reference's convention A;
                with a cap c (the reference's ImageNet rule, c = 2): a ratio >= c trains int(E * c).
                lr milestones scale with E_B.
+  - lottery:   the winning ticket (train/lottery.py): the large model's INITIAL weights under the
+               plan, E epochs on the large model's schedule; compared with scratch_e.
 """
 import dataclasses
+import os
 from typing import Callable, Optional, Tuple
 
 from tf_rethink.registry import Registry
-from tf_rethink.pruning import surgery
+from tf_rethink.train import speed
 from tf_rethink.train import trainer
 
 REGIMES: Registry = Registry("regime")
+INIT_WEIGHTS = "init.weights.h5"
 
 
 def scratch_b_epochs(base_epochs: int, flops_full: int, flops_pruned: int,
@@ -73,22 +77,46 @@ class Context:
           extra_callbacks=()) -> "trainer.TrainResult":
     return trainer.train(build_model, self.train_ds, self.test_ds, spec, strategy=self.strategy,
                          run_dir=self.run_dir(name), scalars=self.scalars.get(name),
-                         extra_callbacks=extra_callbacks, verbose=self.config.verbose)
+                         extra_callbacks=extra_callbacks, verbose=self.config.verbose,
+                         speed=speed.from_config(self.config))
 
   def build_pruned_fresh(self):
-    return surgery.shrink(self.build_full(), self.plan, copy_weights=False)
+    return self.pruner.build_fresh(self.build_full, self.plan)
 
-  def build_pruned_inherited(self):
-    full = self.build_full()
-    full.load_weights(self.baseline_weights)
-    return self.pruner.shrink(full, self.plan)
+  def build_pruned_inherited(self, weights: Optional[str] = None):
+    """The pruned model with the weights in `weights` (default: the trained baseline's)."""
+    full = self.pruner.prepare(self.build_full())  # the trained model's architecture
+    full.load_weights(weights or self.baseline_weights)
+    return self.pruner.build_inherited(full, self.plan)
+
+  def pruned_callbacks(self, name: str):
+    """The method's callbacks for training a pruned model (e.g. TF-MOT's mask steps)."""
+    return self.pruner.pruned_callbacks(os.path.join(self.run_dir(name), "tb", "pruning"))
+
+  def init_weights(self) -> str:
+    """Where the baseline's initial weights (theta_0, for the lottery regime) are saved."""
+    return os.path.join(self.run_dir("baseline"), INIT_WEIGHTS)
 
 
 @REGIMES.register("baseline")
 def baseline(ctx: Context):
-  """The large model; the method's `prepare`/`callbacks` add its sparsity training, if any."""
-  return ctx.fit("baseline", lambda: ctx.pruner.prepare(ctx.build_full()),
-                 ctx.scheduled_spec(ctx.config.epochs), extra_callbacks=ctx.pruner.callbacks())
+  """The large model; the method's `prepare`/`callbacks` add its sparsity training, if any.
+
+  Its initial weights are saved once to baseline/init.weights.h5 (theta_0 of the lottery regime),
+  like the reference's `init.pth.tar` written right before training.
+  """
+  def build():
+    model = ctx.pruner.prepare(ctx.build_full())  # theta_0 of the model that trains
+    path = ctx.init_weights()
+    if ctx.strategy.extended.should_checkpoint and not os.path.exists(path):
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      tmp = os.path.join(os.path.dirname(path), f".tmp{os.getpid()}.{INIT_WEIGHTS}")
+      model.save_weights(tmp)
+      os.replace(tmp, path)
+    return model
+  return ctx.fit("baseline", build, ctx.scheduled_spec(ctx.config.epochs),
+                 extra_callbacks=ctx.pruner.callbacks(
+                     log_dir=os.path.join(ctx.run_dir("baseline"), "tb", "pruning")))
 
 
 @REGIMES.register("finetune")
@@ -96,15 +124,21 @@ def finetune(ctx: Context):
   c = ctx.config
   epochs = c.finetune_epochs or max(1, round(c.epochs / 4))
   lr = c.finetune_lr or c.lr * 0.01
-  return ctx.fit("finetune", ctx.build_pruned_inherited, ctx.spec(epochs, lr, ()))
+  return ctx.fit("finetune", ctx.build_pruned_inherited, ctx.spec(epochs, lr, ()),
+                 extra_callbacks=ctx.pruned_callbacks("finetune"))
 
 
 @REGIMES.register("scratch_e")
 def scratch_e(ctx: Context):
-  return ctx.fit("scratch_e", ctx.build_pruned_fresh, ctx.scheduled_spec(ctx.config.epochs))
+  return ctx.fit("scratch_e", ctx.build_pruned_fresh, ctx.scheduled_spec(ctx.config.epochs),
+                 extra_callbacks=ctx.pruned_callbacks("scratch_e"))
 
 
 @REGIMES.register("scratch_b")
 def scratch_b(ctx: Context):
   epochs = scratch_b_epochs(ctx.config.epochs, ctx.flops_full, ctx.flops_pruned, ctx.scratch_b_cap)
-  return ctx.fit("scratch_b", ctx.build_pruned_fresh, ctx.scheduled_spec(epochs))
+  return ctx.fit("scratch_b", ctx.build_pruned_fresh, ctx.scheduled_spec(epochs),
+                 extra_callbacks=ctx.pruned_callbacks("scratch_b"))
+
+
+from tf_rethink.train import lottery  # noqa: E402,F401  (registers "lottery")

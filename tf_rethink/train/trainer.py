@@ -28,7 +28,8 @@ from tf_rethink.errors import UsageError
 from tf_rethink.train import callbacks as cb
 from tf_rethink.train.optimizer import SGD
 from tf_rethink.train.schedules import StepLR
-from tf_rethink.train.strategy import has_gpu
+from tf_rethink.train import speed as speed_lib
+from tf_rethink.train.speed import SpeedSettings
 
 FINAL_WEIGHTS = "final.weights.h5"
 RESULT_JSON = "train_result.json"
@@ -74,11 +75,17 @@ def make_optimizer(spec: TrainSpec) -> SGD:
              weight_decay=spec.weight_decay)
 
 
-def compile_model(model: keras.Model, spec: TrainSpec) -> keras.Model:
-  """Compiles with SGD, sparse CE on logits and accuracy (call inside `strategy.scope()`)."""
+def compile_model(model: keras.Model, spec: TrainSpec,
+                  speed: Optional[SpeedSettings] = None) -> keras.Model:
+  """Compiles with SGD, sparse CE on logits and accuracy (call inside `strategy.scope()`).
+
+  `speed` (default `speed.FLOAT32`) sets XLA and steps per execution; build the model inside
+  `speed_lib.policy_scope(speed)` for its mixed precision."""
+  speed = speed or speed_lib.FLOAT32
   model.compile(optimizer=make_optimizer(spec),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=["accuracy"], jit_compile=has_gpu())
+                loss=speed_lib.SparseCrossEntropy(from_logits=True),
+                metrics=["accuracy"], jit_compile=speed.jit(),
+                steps_per_execution=speed.steps_per_execution)
   return model
 
 
@@ -117,7 +124,8 @@ def _load_finished(model: keras.Model, run_dir: str) -> Optional[TrainResult]:
 def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: TrainSpec, *,
           strategy: tf.distribute.Strategy, run_dir: str,
           extra_callbacks: Sequence[keras.callbacks.Callback] = (),
-          scalars: Optional[Mapping[str, float]] = None, verbose=1) -> TrainResult:
+          scalars: Optional[Mapping[str, float]] = None, verbose=1,
+          speed: Optional[SpeedSettings] = None) -> TrainResult:
   """Trains `build_model()` for `spec.epochs` epochs; resumes or reuses what `run_dir` holds.
 
   Args:
@@ -132,14 +140,17 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
       before TensorBoard and the backup.
     scalars: logged once to TensorBoard (e.g. {"params": ..., "flops": ...}).
     verbose: Keras progress bar (0 silent, 1 bar, 2 one line per epoch).
+    speed: how the steps execute (mixed precision, XLA, steps per execution; `speed.py`);
+      None: float32 (`speed.FLOAT32`). main.py passes the --mixed_precision etc. flags.
 
   Raises:
     UsageError: corrupt checkpoint/result files, or `run_dir` was started with another spec.
   """
   os.makedirs(run_dir, exist_ok=True)
   chief = strategy.extended.should_checkpoint
-  with strategy.scope():
-    model = compile_model(build_model(), spec)
+  speed = speed or speed_lib.FLOAT32
+  with strategy.scope(), speed_lib.policy_scope(speed):
+    model = compile_model(build_model(), spec, speed)
   finished = _load_finished(model, run_dir)
   if finished is not None:
     _check_spec(run_dir, spec, write=False)
