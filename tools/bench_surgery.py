@@ -81,7 +81,7 @@ def main(argv):
         f"{'epoch est.':>10} {'prune/epoch':>11} {'params':>23} {'MACs':>25}")
   for r in rows:
     print(f"{r['model']:>12} {r['groups']:>6} {r['groups_s']:>11.2f}s {r['prune_s']:>7.2f}s "
-          f"{r['train_step_s']:>9.2f}s {r['epoch_estimate_s']:>9.0f}s {100 * r['ratio']:>10.3f}% "
+          f"{r['train_step_s']:>9.2f}s {r['epoch_estimate_s']:>9.0f}s {100 * r['ratio']:>10.4f}% "
           f"{r['params'][0]:>11,}->{r['params'][1]:<11,} {r['macs'][0]:>12,}->{r['macs'][1]:<12,}")
   print(json.dumps({"rows": rows}))
 
