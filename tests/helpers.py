@@ -127,3 +127,29 @@ def concat_net(input_shape=(8, 8, 3), classes=3):
   x = keras.layers.MaxPooling2D(4, name="pool")(x)
   x = keras.layers.Flatten(name="flatten")(x)
   return keras.Model(inp, keras.layers.Dense(classes, name="logits")(x), name="concat_net")
+
+
+def tiny_convnet():
+  """Tiny CIFAR-style net: conv (no bias) -> BN -> ReLU -> GAP -> dense (bias), seeded init."""
+  import tf_keras as keras
+  init = keras.initializers.HeNormal(seed=3)
+  x = inp = keras.Input((8, 8, 3))
+  x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, kernel_initializer=init,
+                          name="conv1")(x)
+  x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="conv1_bn")(x)
+  x = keras.layers.ReLU(name="conv1_relu")(x)
+  x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
+  x = keras.layers.Dense(3, kernel_initializer=init, name="logits")(x)
+  return keras.Model(inp, x)
+
+
+def tiny_dataset(n):
+  """Deterministic (unshuffled), learnable 3-class data for `tiny_convnet`: (train batched by 8,
+  test = the first n/2 examples in one batch); an interrupted run can match an uninterrupted one."""
+  import tensorflow as tf
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(n, 8, 8, 3)).astype("float32")
+  y = rng.integers(0, 3, n).astype("int32")
+  x[np.arange(n), :, :, y] += 1.0  # learnable
+  ds = tf.data.Dataset.from_tensor_slices((x, y))
+  return ds.batch(8), ds.take(n // 2).batch(n // 2)

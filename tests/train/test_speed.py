@@ -13,6 +13,7 @@ from tf_rethink.errors import UsageError
 from tf_rethink.train import speed
 from tf_rethink.train.strategy import make_strategy
 from tf_rethink.train.trainer import TrainSpec, compile_model, train
+from tests.helpers import tiny_convnet, tiny_dataset
 
 
 def test_config_and_speed_defaults_agree():
@@ -67,24 +68,11 @@ def test_loss_is_float32_for_bfloat16_logits():
 
 
 def _build():
-  init = keras.initializers.HeNormal(seed=3)
-  x = inp = keras.Input((8, 8, 3))
-  x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, kernel_initializer=init,
-                          name="conv1")(x)
-  x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="conv1_bn")(x)
-  x = keras.layers.ReLU(name="conv1_relu")(x)
-  x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
-  x = keras.layers.Dense(3, kernel_initializer=init, name="logits")(x)
-  return keras.Model(inp, x)
+  return tiny_convnet()
 
 
 def _data():
-  rng = np.random.default_rng(0)
-  x = rng.normal(size=(48, 8, 8, 3)).astype("float32")
-  y = rng.integers(0, 3, 48).astype("int32")
-  x[np.arange(48), :, :, y] += 1.0
-  ds = tf.data.Dataset.from_tensor_slices((x, y))
-  return ds.batch(8), ds.take(24).batch(24)
+  return tiny_dataset(48)
 
 
 SPEC = TrainSpec(epochs=3, lr=0.1, batch_size=8, weight_decay=1e-3, milestones=(2,))

@@ -13,31 +13,17 @@ import tf_keras as keras
 from tf_rethink.errors import UsageError
 from tf_rethink.train.strategy import make_strategy
 from tf_rethink.train.trainer import TrainSpec, train
+from tests.helpers import tiny_convnet, tiny_dataset
 
 SPEC = TrainSpec(epochs=4, lr=0.1, batch_size=8, weight_decay=1e-3, milestones=(1, 3))
 
 
 def _build():
-  """Tiny CIFAR-style net: conv (no bias) -> BN -> ReLU -> GAP -> dense (bias)."""
-  init = keras.initializers.HeNormal(seed=3)
-  x = inp = keras.Input((8, 8, 3))
-  x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, kernel_initializer=init,
-                          name="conv1")(x)
-  x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="conv1_bn")(x)
-  x = keras.layers.ReLU(name="conv1_relu")(x)
-  x = keras.layers.GlobalAveragePooling2D(name="avgpool")(x)
-  x = keras.layers.Dense(3, kernel_initializer=init, name="logits")(x)
-  return keras.Model(inp, x)
+  return tiny_convnet()
 
 
 def _data():
-  """Deterministic (unshuffled) data so an interrupted run can match an uninterrupted one."""
-  rng = np.random.default_rng(0)
-  x = rng.normal(size=(32, 8, 8, 3)).astype("float32")
-  y = rng.integers(0, 3, 32).astype("int32")
-  x[np.arange(32), :, :, y] += 1.0  # learnable
-  ds = tf.data.Dataset.from_tensor_slices((x, y))
-  return ds.batch(8), ds.take(16).batch(16)
+  return tiny_dataset(32)
 
 
 class Crash(Exception):
