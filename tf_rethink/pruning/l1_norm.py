@@ -157,7 +157,8 @@ class L1NormPruner(Pruner):
     spec = VARIANTS.get(name, {}).get(self.variant)
     if spec is None:
       raise UsageError(f"l1_norm has no variant {self.variant!r} for model {name!r}; supported: "
-                       f"{supported_variants()} (or use ratio=p for any model)")
+                       f"{supported_variants()} (or prune any model by a ratio: --prune_ratio=p, "
+                       "ratio=p in Python)")
     return spec.resolve(model)
 
   def select(self, model, data=None, *, model_name: str = "") -> PrunePlan:
