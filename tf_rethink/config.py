@@ -87,15 +87,7 @@ class Config:
       value = getattr(self, name)
       _check(value is None or value > 0, f"--{name}={value} must be positive")
     _check(self.weight_decay >= 0, f"--weight_decay={self.weight_decay} must be >= 0")
-    _check(self.mixed_precision in PRECISIONS, f"unknown --mixed_precision="
-           f"{self.mixed_precision!r}; choose one of: {', '.join(PRECISIONS)}")
-    _check(self.jit_compile in JIT_CHOICES, f"unknown --jit_compile={self.jit_compile!r}; "
-           f"choose one of: {', '.join(JIT_CHOICES)}")
-    _check(self.steps_per_execution >= 1,
-           f"--steps_per_execution={self.steps_per_execution} must be a positive integer")
-    for name in ("intra_op_threads", "inter_op_threads"):
-      _check(getattr(self, name) >= 0, f"--{name}={getattr(self, name)} must be >= 0 "
-             "(0: TensorFlow's default, one thread per core)")
+    check_speed_settings(self)
     _check(self.scratch_b_cap is None or self.scratch_b_cap == 0 or self.scratch_b_cap >= 1,
            f"--scratch_b_cap={self.scratch_b_cap} must be >= 1 (or 0 for no cap)")
     self.seed_list  # pylint: disable=pointless-statement  (validates --seeds)
@@ -138,6 +130,19 @@ class Config:
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def check_speed_settings(settings) -> None:
+  """Validates the speed fields shared by Config and train/speed.py's SpeedSettings."""
+  _check(settings.mixed_precision in PRECISIONS, f"unknown --mixed_precision="
+         f"{settings.mixed_precision!r}; choose one of: {', '.join(PRECISIONS)}")
+  _check(settings.jit_compile in JIT_CHOICES, f"unknown --jit_compile={settings.jit_compile!r}; "
+         f"choose one of: {', '.join(JIT_CHOICES)}")
+  _check(int(settings.steps_per_execution) >= 1,
+         f"--steps_per_execution={settings.steps_per_execution} must be a positive integer")
+  for name in ("intra_op_threads", "inter_op_threads"):
+    _check(int(getattr(settings, name)) >= 0, f"--{name}={getattr(settings, name)} must be >= 0 "
+           "(0: TensorFlow's default, one thread per core)")
 
 
 def _check(condition: bool, message: str) -> None:

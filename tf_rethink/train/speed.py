@@ -24,7 +24,7 @@ import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_rethink.config import JIT_CHOICES, PRECISIONS
+from tf_rethink.config import check_speed_settings
 from tf_rethink.errors import UsageError
 
 _POLICIES = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -40,17 +40,7 @@ class SpeedSettings:
   inter_op_threads: int = 0
 
   def __post_init__(self):
-    if self.mixed_precision not in PRECISIONS:
-      raise UsageError(f"unknown --mixed_precision={self.mixed_precision!r}; choose one of: "
-                       f"{', '.join(PRECISIONS)}")
-    if self.jit_compile not in JIT_CHOICES:
-      raise UsageError(f"unknown --jit_compile={self.jit_compile!r}; choose one of: "
-                       f"{', '.join(JIT_CHOICES)}")
-    if int(self.steps_per_execution) < 1:
-      raise UsageError(f"--steps_per_execution={self.steps_per_execution} must be >= 1")
-    for name in ("intra_op_threads", "inter_op_threads"):
-      if int(getattr(self, name)) < 0:
-        raise UsageError(f"--{name}={getattr(self, name)} must be >= 0 (0: TensorFlow's default)")
+    check_speed_settings(self)
 
   def policy(self) -> str:
     """The Keras dtype policy name this setting resolves to on this machine."""
