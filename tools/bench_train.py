@@ -42,6 +42,7 @@ from absl import logging
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tf_rethink  # noqa: E402,F401  (selects tf_keras before TensorFlow is imported)
+from tf_rethink import config as config_lib  # noqa: E402
 from tf_rethink.train import speed as speed_lib  # noqa: E402
 
 _D = speed_lib.SpeedSettings()
@@ -53,9 +54,9 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Interleaved repetitions per conte
 _EXAMPLES = flags.DEFINE_integer("examples", 4096, "Synthetic training images held in memory.")
 _STRATEGY = flags.DEFINE_string("strategy", "mirrored", "Strategy of `ours` (as main's --strategy).")
 _SPE = flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution, "ours: steps per call.")
-_MP = flags.DEFINE_enum("mixed_precision", _D.mixed_precision, speed_lib.PRECISIONS,
+_MP = flags.DEFINE_enum("mixed_precision", _D.mixed_precision, config_lib.PRECISIONS,
                         "ours: mixed precision.")
-_JIT = flags.DEFINE_enum("jit_compile", _D.jit_compile, speed_lib.JIT_CHOICES, "ours: XLA.")
+_JIT = flags.DEFINE_enum("jit_compile", _D.jit_compile, config_lib.JIT_CHOICES, "ours: XLA.")
 _INTRA = flags.DEFINE_integer("intra_op_threads", _D.intra_op_threads,
                               "TF intra-op threads and torch threads (0: one per core).")
 _INTER = flags.DEFINE_integer("inter_op_threads", _D.inter_op_threads, "TF inter-op threads.")
