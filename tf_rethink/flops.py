@@ -32,8 +32,8 @@ import tf_keras as keras
 
 from tf_rethink.errors import UsageError
 from tf_rethink.models.channel_gather import ChannelGather
-from tf_rethink.models.layers import InlineGlobalAveragePooling2D, OptionAShortcut
-from tf_rethink.models.slimming import InlineAveragePooling2D
+from tf_rethink.models.layers import (InlineAveragePooling2D, InlineGlobalAveragePooling2D,
+                                      OptionAShortcut)
 
 _log = logging.getLogger(__name__)
 _warned = set()

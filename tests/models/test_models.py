@@ -31,7 +31,8 @@ def test_registry_names():
   assert MODELS.names() == sorted(["vgg11", "vgg13", "vgg16", "vgg19", "resnet20", "resnet32",
                                    "resnet56", "resnet110", "vgg16_imagenet", "resnet18",
                                    "resnet34", "resnet50", "vgg16_imagenet_gap", "resnet50_select",
-                                   "vgg19_slim", "preresnet110", "preresnet164", "densenet40"])
+                                   "vgg19_slim", "preresnet110", "preresnet164", "densenet40",
+                                   "densenet_bc100"])
   assert all(isinstance(MODELS.get(n), ModelSpec) for n in MODELS.names())
   with pytest.raises(KeyError, match="resnet56"):
     MODELS.get("resnet57")
@@ -78,6 +79,8 @@ def test_widths_list_sets_the_prunable_convs(name):
     assert convs == [w for i, w in enumerate(widths[:-1]) if i % 3]
     assert selections == widths[:-1:3] + widths[-1:]
     pattern = None
+  elif name == "densenet_bc100":
+    pattern = r"stage\d_layer\d+_conv1"  # the 1x1 bottleneck convs
   elif name.startswith("densenet"):
     assert selections == widths  # one selection width per BN
     pattern = None

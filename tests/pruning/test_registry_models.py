@@ -10,7 +10,7 @@ from tests.pruning import prune_checks
 from tf_rethink.models import MODELS
 
 SLOW = {"preresnet164", "preresnet110", "resnet110", "resnet50", "resnet50_select", "resnet34",
-        "densenet40", "vgg19_slim", "vgg16_imagenet", "vgg16_imagenet_gap"}
+        "densenet40", "densenet_bc100", "vgg19_slim", "vgg16_imagenet", "vgg16_imagenet_gap"}
 
 
 GATED = {"densenet40"}

@@ -9,6 +9,8 @@ Width-list formats (`ModelSpec.default_widths()`, the reference `cfg`):
   * `resnet50`: two ints per bottleneck block (32 entries, flat), the widths of `..._conv1` and
     `..._conv2` of block 1, then block 2, ...; `..._conv3` keeps 4 x the stage width. A list of
     16 pairs is accepted too.
+  * `densenet_bc100`: one int per dense layer (48), the width of its 1x1 bottleneck conv
+    (`stage{s}_layer{j}_conv1`, default 4 x growth = 48); see `densenet_bc` for the growth rate.
 
 `width_multiplier` m scales every DEFAULT width to max(1, int(round(w * m))) and also the widths
 that are not in the list (stem and stage widths of ResNets, fc widths of VGGs); an explicit
@@ -74,3 +76,4 @@ MODELS: Registry[ModelSpec] = Registry("model")
 from tf_rethink.models import resnet_cifar, resnet_imagenet, vgg  # noqa: E402,F401  (registers)
 from tf_rethink.models import pruned_imagenet  # noqa: E402,F401  (registers)
 from tf_rethink.models import slimming  # noqa: E402,F401  (registers)
+from tf_rethink.models import densenet_bc  # noqa: E402,F401  (registers)

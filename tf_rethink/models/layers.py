@@ -6,6 +6,8 @@
 * `InlineGlobalAveragePooling2D`: a global average pool that the FLOPs counter (convention A,
   paper spec section 5) does not count, because the reference computes it inline in `forward`
   (`nn.AvgPool2d(2)(x)` in the CIFAR VGG) where the hook-based counter cannot see it.
+* `InlineAveragePooling2D`: likewise an uncounted AveragePooling2D, for the DenseNet transitions'
+  functional `F.avg_pool2d(out, 2)` (`densenet40`, `densenet_bc100`).
 * `torch_linear_initializers(fan_in)`: PyTorch's default `nn.Linear` initialization.
 """
 import math
@@ -106,3 +108,9 @@ class InlineGlobalAveragePooling2D(keras.layers.GlobalAveragePooling2D):
   def get_prunable_weights(self):
     """No weights: lets TF-MOT `prune_low_magnitude` wrap whole models that contain it."""
     return []
+
+
+@keras.utils.register_keras_serializable(package="tf_rethink")
+class InlineAveragePooling2D(keras.layers.AveragePooling2D):
+  """An average pool that FLOPs convention A does not count: DenseNet's transition pools with
+  the functional `F.avg_pool2d(out, 2)`, which the reference counter's module hooks miss."""

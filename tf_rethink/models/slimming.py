@@ -21,8 +21,8 @@ import tf_keras as keras
 from tf_rethink.errors import UsageError
 from tf_rethink.models import MODELS, ModelSpec, scale_width
 from tf_rethink.models.channel_gather import ChannelGather
-from tf_rethink.models.layers import (InlineGlobalAveragePooling2D, he_fan_out,
-                                      torch_linear_initializers)
+from tf_rethink.models.layers import (InlineAveragePooling2D, InlineGlobalAveragePooling2D,
+                                      he_fan_out, torch_linear_initializers)
 from tf_rethink.models.vgg import CIFAR_CFGS, _check_cfg, _features
 
 L = keras.layers
@@ -39,12 +39,6 @@ class ChannelSelection(ChannelGather):
   weights), so params exclude them as spec 6/D1 requires, and it costs 0 FLOPs (the reference
   counter does not hook it). Surgery narrows `indices` (the `ChannelGather` rule).
   """
-
-
-@keras.utils.register_keras_serializable(package="tf_rethink")
-class InlineAveragePooling2D(L.AveragePooling2D):
-  """An average pool that FLOPs convention A does not count: DenseNet's transition pools with
-  the functional `F.avg_pool2d(out, 2)`, which the reference counter's module hooks miss."""
 
 
 def _bn(name):
