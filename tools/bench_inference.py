@@ -2,13 +2,28 @@ r"""Inference speed of the full vs the pruned SavedModel, next to the FLOPs rati
 
   python tools/bench_inference.py                 # the paper's pruned CIFAR architectures
   python tools/bench_inference.py --quick         # seconds; output format only (used by a test)
+  python tools/bench_inference.py --savedmodels=runs/x/export/baseline,runs/x/export/scratch_b
 
-For each pruned architecture of the paper that the package can build (L1-norm VGG-16-A and
-ResNet-56-B; Network Slimming VGG-19 at 70% when a `network_slimming` method is registered),
-the full model gets random weights (random BN statistics and gammas too, so that data-free and
-BN-based selections are not degenerate), the method's `select` + `shrink` make the physically
-smaller model, and both are exported with `export.export_and_verify` and reloaded with
-`tf.saved_model.load` (the `serving_default` signature, as a deployment would call it).
+The paper's pruned architectures (L1-norm VGG-16-A and ResNet-56-B; Network Slimming VGG-19 at
+70%) are built from a full model with random weights (random BN statistics too), the method's
+`select` + `shrink` make the physically smaller model, and both are exported with
+`export.export_and_verify` and reloaded with `tf.saved_model.load` (the `serving_default`
+signature, as a deployment would call it). `--savedmodels=FULL,PRUNED` times two SavedModels you
+exported instead (e.g. an experiment's `export/baseline` and `export/<regime>`).
+
+The slimming architecture: Network Slimming picks channels from BN scales trained with an L1
+penalty, and in a trained VGG-19 those scales shrink with depth, so the global 70% threshold
+empties the deep 512-wide layers and keeps most early channels. Untrained (uniform) scales would
+instead thin every layer evenly (10.8x fewer FLOPs, not the paper's 2x). The bench draws the i-th
+of n BN scales as U(0, 1) * exp(-SLIMMING_DEPTH_DECAY * i / (n - 1)); the decay is calibrated so
+that the 70% threshold gives the paper's FLOPs (ours 3.92e8 of 7.97e8, 2.04x fewer; Network
+Slimming paper, VGGNet on CIFAR-10: 3.91e8, 2.30 M params vs our 2.52 M). It is a stand-in for a
+trained run's architecture, not one; time a real run's export with `--savedmodels`.
+
+Threads: TensorFlow fixes its thread pools per process, so each measurement runs in a child
+process with its own `--threads_batch1` / `--threads_batch` (intra-op threads; 0 = one per core).
+On the 2-core machine of the README, one thread gave the lowest batch-1 latency (ResNet-56:
+4.9 vs 6.7 ms) and all cores the highest batch-64 throughput; those are the defaults.
 
 Measured, with the full and the pruned model interleaved in every repetition (so a load from other
 processes hits both alike), medians over `--repeats`:
@@ -20,6 +35,7 @@ convention A, `tf_rethink.flops.count`).
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +46,7 @@ from absl import logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tf_rethink  # noqa: E402,F401  (selects tf_keras before TensorFlow is imported)
+from tf_rethink import errors  # noqa: E402
 
 # (label, model, method, constructor kwargs); the paper's predefined pruned architectures.
 ARCHITECTURES = (
@@ -37,18 +54,26 @@ ARCHITECTURES = (
     ("ResNet-56-B (L1-norm)", "resnet56", "l1_norm", {"variant": "B"}),
     ("VGG-19 70% (Network Slimming)", "vgg19_slim", "network_slimming", {"ratio": 0.7}),
 )
+SLIMMING_DEPTH_DECAY = 5.5  # see the module docstring
 
-_ARCHS = flags.DEFINE_list("archs", [], "Labels' model names to run (default: all available).")
+_ARCHS = flags.DEFINE_list("archs", [], "Model names of ARCHITECTURES to run (default: all).")
+_SAVEDMODELS = flags.DEFINE_list("savedmodels", [], "FULL,PRUNED: time these two exported "
+                                 "SavedModels (Keras, from tf_rethink) instead of ARCHITECTURES.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Interleaved repetitions.")
-_CALLS = flags.DEFINE_integer("calls", 40, "Batch-1 calls per repetition.")
+_CALLS = flags.DEFINE_integer("calls", 100, "Batch-1 calls per repetition.")
 _BATCHES = flags.DEFINE_integer("batches", 4, "Batch-64 calls per repetition.")
 _BIG = flags.DEFINE_integer("batch_size", 64, "Batch of the throughput measurement.")
-_INTRA = flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: one per core).")
+_THREADS_1 = flags.DEFINE_integer("threads_batch1", 1, "TF intra-op threads while timing batch 1 "
+                                  "(0: one per core).")
+_THREADS_B = flags.DEFINE_integer("threads_batch", 0, "TF intra-op threads while timing the big "
+                                  "batch (0: one per core).")
 _KERAS_EXPORT = flags.DEFINE_bool("keras_export", True, "Export with export.export_and_verify "
-                                   "(the package's Keras SavedModel; slow to write) instead of a "
-                                   "serving-signature-only SavedModel (same inference graph).")
+                                  "(the package's Keras SavedModel; slow to write) instead of a "
+                                  "serving-signature-only SavedModel (same inference graph).")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny widths, few calls: checks the output, not speed.")
 _JSON = flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
+_TIMING_SPEC = flags.DEFINE_string("timing_spec", None, "Internal: run one timing phase in this "
+                                   "process from this JSON spec and write its result next to it.")
 
 
 def randomize(model, seed=0):
@@ -70,6 +95,20 @@ def randomize(model, seed=0):
   return model
 
 
+def slimming_like_gammas(model, decay=SLIMMING_DEPTH_DECAY, seed=0):
+  """Sets the i-th of the n slimming BN scales to U(0, 1) * exp(-decay * i / (n - 1))."""
+  import numpy as np
+  from tf_rethink.pruning.network_slimming import slimming_bns
+  rng = np.random.default_rng(seed)
+  bns = slimming_bns(model)
+  for i, bn in enumerate(bns):
+    weights = bn.get_weights()
+    scale = np.exp(-decay * i / max(len(bns) - 1, 1))
+    weights[0] = (rng.uniform(0.0, 1.0, weights[0].shape) * scale).astype(weights[0].dtype)
+    bn.set_weights(weights)
+  return model
+
+
 def available(archs_filter):
   """(label, model, method, kwargs) rows whose model and method exist; skipped rows' messages."""
   from tf_rethink.models import MODELS
@@ -78,28 +117,16 @@ def available(archs_filter):
   for label, model, method, kwargs in ARCHITECTURES:
     if archs_filter and model not in archs_filter:
       continue
-    if model == "vgg19_slim" and model not in MODELS.names():
-      model = "vgg19"
-    if method not in METHODS.names():
-      skipped.append(f"{label}: skipped, method {method!r} is not registered (yet)")
+    if model not in MODELS.names() or method not in METHODS.names():
+      skipped.append(f"{label}: skipped, model {model!r} or method {method!r} is not registered")
       continue
     rows.append((label, model, method, kwargs))
   return rows, skipped
 
 
-def _time_calls(fn, x, calls):
-  times = []
-  for _ in range(calls):
-    t0 = time.perf_counter()
-    fn(x)
-    times.append(time.perf_counter() - t0)
-  return times
-
-
-def bench_pair(label, model_name, method, kwargs, cfg, workdir):
-  """Exports full + pruned; returns the row of measurements."""
+def export_pair(label, model_name, method, kwargs, cfg, workdir):
+  """Builds, prunes and exports the full and the pruned model; the row without timings."""
   import numpy as np
-  import tensorflow as tf
   from tf_rethink import export, flops
   from tf_rethink.models import MODELS
   from tf_rethink.pruning import METHODS
@@ -107,47 +134,47 @@ def bench_pair(label, model_name, method, kwargs, cfg, workdir):
   full = MODELS.get(model_name).build(input_shape=shape, num_classes=classes,
                                       width_multiplier=cfg["width_multiplier"])
   randomize(full)
+  if method == "network_slimming":
+    slimming_like_gammas(full)
   pruner = METHODS.get(method)(**kwargs)
   plan = pruner.select(pruner.prepare(full), None, model_name=model_name)
   pruned = pruner.shrink(full, plan)
-  counts = {"full": flops.count(full), "pruned": flops.count(pruned)}
-  rng = np.random.default_rng(0)
-  sample = rng.normal(size=(8, *shape)).astype("float32")
-  fns = {}
+  sample = np.random.default_rng(0).normal(size=(8, *shape)).astype("float32")
+  paths = {}
   for name, m in (("full", full), ("pruned", pruned)):
-    path = os.path.join(workdir, f"{model_name}_{name}")
+    paths[name] = os.path.join(workdir, f"{model_name}_{name}")
     if cfg["keras_export"]:
-      export.export_and_verify(m, path, sample)
+      export.export_and_verify(m, paths[name], sample)
     else:
-      _serving_export(m, path, sample)
-    sig = tf.saved_model.load(path).signatures["serving_default"]
-    fns[name] = (lambda s: lambda x: s(x))(sig)
-  x1 = tf.constant(rng.normal(size=(1, *shape)).astype("float32"))
-  xb = tf.constant(rng.normal(size=(cfg["batch_size"], *shape)).astype("float32"))
-  for fn in fns.values():  # warm-up: first calls trace and allocate
-    _time_calls(fn, x1, 3)
-    _time_calls(fn, xb, 2)
-  lat = {k: [] for k in fns}
-  thr = {k: [] for k in fns}
-  for _ in range(cfg["repeats"]):
-    for name, fn in fns.items():
-      lat[name].append(statistics.median(_time_calls(fn, x1, cfg["calls"])) * 1e3)
-      t = _time_calls(fn, xb, cfg["batches"])
-      thr[name].append(cfg["batch_size"] * len(t) / sum(t))
+      _serving_export(m, paths[name], sample)
   row = {"label": label, "model": model_name, "method": method, "plan_variant": plan.variant,
-         "flops_full": counts["full"].flops, "flops_pruned": counts["pruned"].flops,
-         "params_full": counts["full"].params, "params_pruned": counts["pruned"].params}
+         "pruned_widths": _conv_widths(pruned)}
+  return _with_counts(row, full, pruned), paths
+
+
+def savedmodel_pair(full_path, pruned_path):
+  """The row (without timings) for two SavedModels exported by tf_rethink."""
+  from tf_rethink import export
+  full, pruned = export.load(full_path), export.load(pruned_path)
+  row = {"label": f"{os.path.basename(os.path.normpath(pruned_path))} vs "
+                  f"{os.path.basename(os.path.normpath(full_path))}",
+         "model": full.name, "full_path": full_path, "pruned_path": pruned_path,
+         "pruned_widths": _conv_widths(pruned)}
+  return _with_counts(row, full, pruned), {"full": full_path, "pruned": pruned_path}
+
+
+def _with_counts(row, full, pruned):
+  from tf_rethink import flops
+  counts = {"full": flops.count(full), "pruned": flops.count(pruned)}
+  row.update(flops_full=counts["full"].flops, flops_pruned=counts["pruned"].flops,
+             params_full=counts["full"].params, params_pruned=counts["pruned"].params,
+             input_shape=list(full.input_shape[1:]))
   row["flops_ratio"] = row["flops_full"] / row["flops_pruned"]
-  for name in fns:
-    row[f"latency_ms_{name}"] = statistics.median(lat[name])
-    row[f"latency_spread_{name}"] = _spread(lat[name])
-    row[f"img_per_s_{name}"] = statistics.median(thr[name])
-    row[f"throughput_spread_{name}"] = _spread(thr[name])
-  row["speedup_batch1"] = row["latency_ms_full"] / row["latency_ms_pruned"]
-  row["speedup_batch"] = row["img_per_s_pruned"] / row["img_per_s_full"]
-  row["speedup_over_flops_batch1"] = row["speedup_batch1"] / row["flops_ratio"]
-  row["speedup_over_flops_batch"] = row["speedup_batch"] / row["flops_ratio"]
   return row
+
+
+def _conv_widths(model):
+  return [layer.filters for layer in model.layers if hasattr(layer, "filters")]
 
 
 def _serving_export(model, path, sample):
@@ -165,6 +192,68 @@ def _serving_export(model, path, sample):
     raise RuntimeError(f"the reloaded SavedModel at {path} disagrees with the in-memory model")
 
 
+# ---- timing (one phase per child process: thread pools are fixed per process) ----
+
+def _time_calls(fn, x, calls):
+  times = []
+  for _ in range(calls):
+    t0 = time.perf_counter()
+    fn(x)
+    times.append(time.perf_counter() - t0)
+  return times
+
+
+def time_phase(spec):
+  """Times every pair of spec["pairs"] at spec["batch"]; per repetition, the median call time in
+  ms (batch 1) or the img/s over spec["calls"] calls (bigger batches)."""
+  import numpy as np
+  import tensorflow as tf
+  batch, calls = spec["batch"], spec["calls"]
+  results = []
+  for pair in spec["pairs"]:
+    fns = {name: tf.saved_model.load(path).signatures["serving_default"]
+           for name, path in pair["paths"].items()}
+    x = tf.constant(np.random.default_rng(0).normal(size=(batch, *pair["input_shape"]))
+                    .astype("float32"))
+    for fn in fns.values():  # warm-up: first calls trace and allocate
+      _time_calls(fn, x, 3)
+    runs = {name: [] for name in fns}
+    for _ in range(spec["repeats"]):
+      for name, fn in fns.items():
+        t = _time_calls(fn, x, calls)
+        runs[name].append(statistics.median(t) * 1e3 if batch == 1 else batch * len(t) / sum(t))
+    results.append(runs)
+  return results
+
+
+def run_phase(pairs, batch, calls, threads, repeats, workdir):
+  """Runs `time_phase` in a child process with `threads` intra-op threads."""
+  spec_path = os.path.join(workdir, f"timing_b{batch}.json")
+  with open(spec_path, "w") as f:
+    json.dump({"pairs": pairs, "batch": batch, "calls": calls, "repeats": repeats}, f)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  proc = subprocess.run([sys.executable, os.path.abspath(__file__), f"--timing_spec={spec_path}",
+                         f"--threads_batch1={threads}"], env=env, capture_output=True, text=True,
+                        check=False)
+  if proc.returncode != 0:
+    raise RuntimeError(f"the batch-{batch} timing process failed:\n{proc.stderr[-3000:]}")
+  with open(spec_path + ".out") as f:
+    return json.load(f)
+
+
+def add_timings(row, lat, thr):
+  for name in ("full", "pruned"):
+    row[f"latency_ms_{name}"] = statistics.median(lat[name])
+    row[f"latency_spread_{name}"] = _spread(lat[name])
+    row[f"img_per_s_{name}"] = statistics.median(thr[name])
+    row[f"throughput_spread_{name}"] = _spread(thr[name])
+  row["speedup_batch1"] = row["latency_ms_full"] / row["latency_ms_pruned"]
+  row["speedup_batch"] = row["img_per_s_pruned"] / row["img_per_s_full"]
+  row["speedup_over_flops_batch1"] = row["speedup_batch1"] / row["flops_ratio"]
+  row["speedup_over_flops_batch"] = row["speedup_batch"] / row["flops_ratio"]
+  return row
+
+
 def _spread(xs):
   med = statistics.median(xs)
   return (max(xs) - min(xs)) / med if med else 0.0
@@ -172,40 +261,76 @@ def _spread(xs):
 
 def format_rows(result) -> str:
   b = result["batch_size"]
-  lines = [f"{'architecture':<32} {'FLOPs ratio':>11} {'b1 ms full/pruned':>18} {'speedup':>8} "
-           f"{'/FLOPs':>7} {f'b{b} img/s full/pruned':>22} {'speedup':>8} {'/FLOPs':>7}"]
+  width = max([32] + [len(r["label"]) for r in result["rows"]])
+  lines = [f"{'architecture':<{width}} {'FLOPs ratio':>11} {'b1 ms full/pruned':>18} "
+           f"{'speedup':>8} {'/FLOPs':>7} {f'b{b} img/s full/pruned':>22} {'speedup':>8} "
+           f"{'/FLOPs':>7}"]
   for r in result["rows"]:
     lines.append(
-        f"{r['label']:<32} {r['flops_ratio']:10.2f}x "
+        f"{r['label']:<{width}} {r['flops_ratio']:10.2f}x "
         f"{r['latency_ms_full']:8.2f}/{r['latency_ms_pruned']:<8.2f} {r['speedup_batch1']:7.2f}x "
         f"{r['speedup_over_flops_batch1']:6.2f} "
         f"{r['img_per_s_full']:10.0f}/{r['img_per_s_pruned']:<10.0f} {r['speedup_batch']:7.2f}x "
         f"{r['speedup_over_flops_batch']:6.2f}")
   noise = max([v for r in result["rows"] for k, v in r.items() if "spread" in k] or [0.0])
-  lines.append(f"target: speedup >= 0.8 x FLOPs ratio (columns /FLOPs >= 0.80); largest spread "
-               f"(max-min)/median of any timing over {result['repeats']} interleaved repetitions: "
-               f"{noise:.0%}")
+  threads = lambda n: "one per core" if n == 0 else str(n)  # noqa: E731
+  lines.append(f"target: speedup >= 0.8 x FLOPs ratio (columns /FLOPs >= 0.80); intra-op threads: "
+               f"batch 1 {threads(result['threads_batch1'])}, batch {b} "
+               f"{threads(result['threads_batch'])}; largest spread (max-min)/median of any "
+               f"timing over {result['repeats']} interleaved repetitions: {noise:.0%}")
   lines += [f"note: {s}" for s in result["skipped"]]
   return "\n".join(lines)
+
+
+def timing_child(spec_path):
+  import tensorflow as tf
+  if _THREADS_1.value:
+    tf.config.threading.set_intra_op_parallelism_threads(_THREADS_1.value)
+  with open(spec_path) as f:
+    spec = json.load(f)
+  result = time_phase(spec)
+  with open(spec_path + ".out", "w") as f:
+    json.dump(result, f)
+
+
+def _usage_error(message):
+  """A user mistake: one line on stderr, exit status 2."""
+  print(f"bench_inference.py: error: {message}", file=sys.stderr)
+  sys.exit(2)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  import tensorflow as tf
-  if _INTRA.value:
-    tf.config.threading.set_intra_op_parallelism_threads(_INTRA.value)
+  if _TIMING_SPEC.value:
+    return timing_child(_TIMING_SPEC.value)
+  from tf_rethink import quiet  # pylint: disable=import-outside-toplevel
+  quiet.import_tensorflow().get_logger().setLevel("ERROR")
+  if _SAVEDMODELS.value and len(_SAVEDMODELS.value) != 2:
+    _usage_error("--savedmodels takes two paths: --savedmodels=FULL_DIR,PRUNED_DIR")
   cfg = dict(repeats=_REPEATS.value, calls=_CALLS.value, batches=_BATCHES.value,
-             batch_size=_BIG.value, width_multiplier=1.0, keras_export=_KERAS_EXPORT.value)
+             batch_size=_BIG.value, width_multiplier=1.0, keras_export=_KERAS_EXPORT.value,
+             threads_batch1=_THREADS_1.value, threads_batch=_THREADS_B.value)
   if _QUICK.value:
     cfg.update(repeats=2, calls=3, batches=1, batch_size=8, width_multiplier=0.125,
                keras_export=False)
-  rows, skipped = available(_ARCHS.value)
-  result = dict(cfg, rows=[], skipped=skipped)
+  result = dict(cfg, rows=[], skipped=[])
   with tempfile.TemporaryDirectory() as workdir:
-    for row in rows:
-      result["rows"].append(bench_pair(*row, cfg, workdir))
+    pairs = []
+    if _SAVEDMODELS.value:
+      try:
+        pairs.append(savedmodel_pair(*_SAVEDMODELS.value))
+      except errors.UsageError as e:
+        _usage_error(str(e))
+    else:
+      archs, result["skipped"] = available(_ARCHS.value)
+      pairs += [export_pair(*arch, cfg, workdir) for arch in archs]
+    specs = [{"paths": paths, "input_shape": row["input_shape"]} for row, paths in pairs]
+    lat = run_phase(specs, 1, cfg["calls"], cfg["threads_batch1"], cfg["repeats"], workdir)
+    thr = run_phase(specs, cfg["batch_size"], cfg["batches"], cfg["threads_batch"],
+                    cfg["repeats"], workdir)
+    result["rows"] = [add_timings(row, l, t) for (row, _), l, t in zip(pairs, lat, thr)]
   print(format_rows(result))
   if _JSON.value:
     with open(_JSON.value, "w") as f:
