@@ -12,8 +12,8 @@ repetitions and their spread (max-min)/median, the noise of this run.
   ours          the trainer's path: `trainer.compile_model` (PyTorch-equivalent SGD with coupled
                 L2, cross-entropy, accuracy) in `make_strategy(--strategy)`, `speed.policy_scope`,
                 StepLR callback, the speed settings of the flags; data through the same tf.data
-                steps as `data.pipeline` (shuffle, per-example pad-crop-flip + normalize map,
-                batch, prefetch) from an in-memory uint8 array.
+                pipeline as `data.pipeline` (`data.pipeline.from_arrays`: shuffle, per-example
+                pad-crop-flip + normalize map, batch, prefetch) from an in-memory uint8 array.
   ours_cached   the same compiled model fed ONE cached batch: 1 - ours/ours_cached is the share
                 of step time spent waiting for data.
   ours[k=v]     `--compare` variants of the speed settings (e.g. mixed_precision=bf16).
@@ -26,7 +26,9 @@ repetitions and their spread (max-min)/median, the noise of this run.
 Throughput is steady state: the first execution of each repetition (iterator start-up, prefetch
 fill) is excluded, and the first call of each contestant (tracing, warm-up) is not timed at all.
 Peak resident memory (getrusage ru_maxrss) is read after each contestant's warm-up; it only grows,
-so each number is the process peak up to that point (ours is measured first).
+so each number is the process peak up to that point (ours is measured first). Before any model
+is built, `dataset_copies` measures how many copies of an in-memory training set the trainer's
+pipeline keeps resident (`--memory_examples` random CIFAR images; 1.0 = the data itself).
 """
 import json
 import os
@@ -52,6 +54,8 @@ _BATCH = flags.DEFINE_integer("batch_size", 64, "Batch size (paper: 64 on CIFAR)
 _STEPS = flags.DEFINE_integer("steps", 24, "Training steps per timed repetition.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Interleaved repetitions per contestant.")
 _EXAMPLES = flags.DEFINE_integer("examples", 4096, "Synthetic training images held in memory.")
+_MEMORY_EXAMPLES = flags.DEFINE_integer("memory_examples", 32768, "Images (96 MiB at 32768) of the "
+                                        "dataset-copies measurement; 0 skips it.")
 _STRATEGY = flags.DEFINE_string("strategy", "mirrored", "Strategy of `ours` (as main's --strategy).")
 _SPE = flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution, "ours: steps per call.")
 _MP = flags.DEFINE_enum("mixed_precision", _D.mixed_precision, config_lib.PRECISIONS,
@@ -98,19 +102,45 @@ def steady_rate(marks, batch_size) -> float:
 
 
 def synthetic_pipeline(images, labels, batch_size, seed=1):
-  """The training steps of `data.pipeline` (cifar family) on in-memory uint8 arrays, repeated."""
-  import tensorflow as tf
-  import importlib
-  from tf_rethink.data import datasets
-  pipeline = importlib.import_module("tf_rethink.data.pipeline")  # the package shadows the name
-  info = datasets.info("cifar10")
-  fn = pipeline._preprocess_fn(info, True, False)  # pylint: disable=protected-access
-  ds = tf.data.Dataset.from_tensor_slices((images, labels))
-  ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).repeat()
-  seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-  ds = tf.data.Dataset.zip((ds, seeds)).map(lambda ex, s: fn(ex[0], ex[1], s),
-                                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+  """The training pipeline of `data.pipeline` (cifar10 preprocessing: shuffle, per-example
+  pad-crop-flip + normalize, batch, prefetch) over in-memory images, repeated."""
+  from tf_rethink.data.pipeline import from_arrays
+  return from_arrays(images, labels, "cifar10", batch_size=batch_size, seed=seed, train=True,
+                     repeat=True, drop_remainder=True)
+
+
+def resident_mb() -> float:
+  """Resident memory now, MiB, after returning freed heap pages to the OS (Linux)."""
+  import ctypes
+  import gc
+  gc.collect()
+  try:
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/status") as f:
+      return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024.0
+  except (OSError, StopIteration):
+    return float("nan")
+
+
+def dataset_copies(examples, batch_size, seed=2):
+  """Copies of an in-memory training set the trainer's pipeline keeps resident: the growth of
+  resident memory from building `synthetic_pipeline` on `examples` random CIFAR images (the numpy
+  array then dropped) to after 8 batches (the whole-split shuffle buffer is full by then),
+  divided by the images' bytes; and the peak during the conversion, same unit."""
+  import numpy as np
+  before = resident_mb()
+  images = np.random.default_rng(seed).integers(0, 256, (examples, 32, 32, 3), dtype=np.uint8)
+  labels = np.zeros(examples, np.int64)
+  size = images.nbytes / 2**20
+  ds = synthetic_pipeline(images, labels, batch_size)
+  del images, labels
+  iterator = iter(ds)
+  for _ in range(8):
+    next(iterator)
+  resident = resident_mb() - before
+  peak = peak_rss_mb() - before
+  del iterator, ds
+  return {"dataset_mb": size, "resident_copies": resident / size, "peak_copies": peak / size}
 
 
 def cached_batch(ds):
@@ -184,6 +214,7 @@ def parse_settings(text: str) -> dict:
 def build_contestants(cfg):
   """Builds every contestant (ours first); returns [(name, contestant)] and memory readings."""
   import numpy as np
+  import tensorflow as tf
   import tf_keras as keras
   from tf_rethink import flops
   from tf_rethink.models import MODELS
@@ -194,8 +225,9 @@ def build_contestants(cfg):
   spec = MODELS.get(cfg["model"])
   shape, classes, bs = (32, 32, 3), 10, cfg["batch_size"]
   rng = np.random.default_rng(0)
-  images = rng.integers(0, 256, (cfg["examples"], *shape), dtype=np.uint8)
-  labels = rng.integers(0, classes, cfg["examples"]).astype(np.int64)
+  # One tensor shared by every contestant's pipeline (from_tensor_slices of a tensor: no copy).
+  images = tf.convert_to_tensor(rng.integers(0, 256, (cfg["examples"], *shape), dtype=np.uint8))
+  labels = tf.convert_to_tensor(rng.integers(0, classes, cfg["examples"]).astype(np.int64))
   widths = __import__("tf_rethink.models", fromlist=["scale_widths"]).scale_widths(
       spec.default_widths(), cfg["width_multiplier"])
 
@@ -248,7 +280,8 @@ def build_contestants(cfg):
 
 
 def run_bench(cfg) -> dict:
-  """Warm-up, then `repeats` interleaved rounds; returns the results dict."""
+  """Data-copy measurement, warm-up, then `repeats` interleaved rounds; returns the results."""
+  copies = dataset_copies(cfg["memory_examples"], cfg["batch_size"]) if cfg["memory_examples"] else None
   contestants, memory, params, torch_note = build_contestants(cfg)
   rates = {name: [] for name, _ in contestants}
   for name, c in contestants:
@@ -278,6 +311,7 @@ def run_bench(cfg) -> dict:
     result["data_wait_share"] = max(0.0, 1.0 - c["ours"]["img_per_s"] / c["ours_cached"]["img_per_s"])
   result["peak_rss_mb"] = peak_rss_mb()
   result["rss_before_models_mb"] = memory["start"]
+  result["dataset_copies"] = copies
   result["notes"] = [torch_note] if torch_note else []
   return result
 
@@ -297,6 +331,10 @@ def format_result(r: dict) -> str:
                  f"{r['data_wait_share']:.1%}")
   lines.append(f"peak resident memory of the process: {r['peak_rss_mb']:.0f} MiB "
                f"({r['rss_before_models_mb']:.0f} MiB before any model was built)")
+  if r.get("dataset_copies"):
+    d = r["dataset_copies"]
+    lines.append(f"in-memory training set of {d['dataset_mb']:.0f} MiB: {d['resident_copies']:.2f} "
+                 f"copies resident after 8 batches (peak while loading: {d['peak_copies']:.2f})")
   lines += [f"note: {n}" for n in r["notes"]]
   return "\n".join(lines)
 
@@ -306,12 +344,13 @@ def config_from_flags() -> dict:
                intra_op_threads=_INTRA.value, inter_op_threads=_INTER.value)
   cfg = dict(model=_MODEL.value, width_multiplier=_WIDTH.value, batch_size=_BATCH.value,
              steps=_STEPS.value, repeats=_REPEATS.value, examples=_EXAMPLES.value,
+             memory_examples=_MEMORY_EXAMPLES.value,
              strategy=_STRATEGY.value, compare=list(_COMPARE.value),
              contestants=list(_CONTESTANTS.value), intra_op_threads=_INTRA.value,
              speed_dict=speed, warmup_steps=0)
   if _QUICK.value:
     cfg.update(width_multiplier=0.0625 if _WIDTH.value == 1.0 else _WIDTH.value, batch_size=8,
-               steps=3, repeats=2, examples=64)
+               steps=3, repeats=2, examples=64, memory_examples=min(8192, _MEMORY_EXAMPLES.value))
   cfg["warmup_steps"] = max(2, cfg["steps"] // 4)
   return cfg
 

@@ -38,6 +38,10 @@ def test_quick_vgg_output_is_well_formed(tmp_path):
   else:
     assert any("torch" in n for n in r["notes"])
   assert "share of step time waiting for data" in stdout
+  copies = r["dataset_copies"]  # quick mode: 8192 CIFAR images
+  assert copies["dataset_mb"] == 8192 * 32 * 32 * 3 / 2**20
+  assert 0.5 < copies["resident_copies"] <= copies["peak_copies"]
+  assert "copies resident after 8 batches" in stdout
 
 
 def test_quick_resnet_without_torch_column(tmp_path):

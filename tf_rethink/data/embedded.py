@@ -5,7 +5,6 @@ per class) from the 10,000 test images, uint8 28x28x1, picked by `select_indices
 and rebuilt by `tools/build_embedded_dataset.py`. Fashion-MNIST: Xiao, Rasul, Vollgraf 2017
 (arXiv 1708.07747), Zalando Research, MIT licence.
 """
-import functools
 import hashlib
 import os
 from typing import Dict, Tuple
@@ -46,23 +45,24 @@ def content_sha256(arrays: Dict[str, np.ndarray]) -> str:
   return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=2)
-def _load_all(path: str) -> Dict[str, np.ndarray]:
+def _load(path: str, keys=None) -> Dict[str, np.ndarray]:
+  """Reads `keys` (default: all) from the npz. Not cached: the pipeline converts the arrays into
+  one TensorFlow tensor and a cached numpy copy would keep a second copy of the dataset alive."""
   if not os.path.isfile(path):
     raise errors.DataUnavailableError(f"embedded dataset {path} is missing; rebuild it with "
                                       "`python tools/build_embedded_dataset.py` or reinstall tf_rethink")
   with np.load(path, allow_pickle=False) as f:
-    return {k: f[k] for k in f.files}
+    return {k: f[k] for k in (keys or f.files)}
 
 
 def load(split: str, path: str = PATH) -> Tuple[np.ndarray, np.ndarray]:
   """Returns (images uint8 [N, 28, 28, 1], labels int32 [N]) of `split` ("train" or "test")."""
   if split not in PER_CLASS:
     raise errors.UsageError(f"unknown split {split!r}; choose 'train' or 'test'")
-  arrays = _load_all(path)
+  arrays = _load(path, (f"x_{split}", f"y_{split}"))
   return arrays[f"x_{split}"], arrays[f"y_{split}"]
 
 
 def metadata(path: str = PATH) -> Dict[str, np.ndarray]:
   """All arrays in the npz (images, labels, source indices, seed, sha256s)."""
-  return dict(_load_all(path))
+  return _load(path)
