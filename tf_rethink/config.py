@@ -9,10 +9,12 @@ from typing import Mapping, Optional, Tuple
 
 from tf_rethink.errors import UsageError
 
+# How training steps execute (train/speed.py's SpeedSettings has exactly these fields).
+SPEED_FIELDS = ("steps_per_execution", "mixed_precision", "jit_compile", "intra_op_threads",
+                "inter_op_threads")
 # Fields that do not change what is trained (which regimes to run, where, how verbosely).
-_RUN_ONLY_FIELDS = ("regime", "workdir", "strategy", "dry_run", "verbose", "export", "seeds",
-                    "steps_per_execution", "mixed_precision", "jit_compile", "intra_op_threads",
-                    "inter_op_threads")
+_RUN_ONLY_FIELDS = ("regime", "workdir", "strategy", "dry_run", "verbose", "export",
+                    "seeds") + SPEED_FIELDS
 # Per-dataset defaults for settings left unset: the paper's protocol on the full datasets (spec 3.1,
 # 3.2), a CPU-scale run of a few minutes on the shipped subset and on full Fashion-MNIST.
 PROTOCOL_DEFAULTS = {
@@ -143,6 +145,18 @@ def check_speed_settings(settings) -> None:
   for name in ("intra_op_threads", "inter_op_threads"):
     _check(int(getattr(settings, name)) >= 0, f"--{name}={getattr(settings, name)} must be >= 0 "
            "(0: TensorFlow's default, one thread per core)")
+
+
+def parse_speed_settings(text: str) -> dict:
+  """'mixed_precision=bf16,steps_per_execution=4' -> {"mixed_precision": "bf16",
+  "steps_per_execution": 4} (integers converted); UsageError for an unknown name."""
+  out = {}
+  for item in filter(None, (t.strip() for t in text.split(","))):
+    key, sep, value = item.partition("=")
+    _check(bool(sep) and key in SPEED_FIELDS, f"speed setting {item!r} must be name=value with a "
+           f"name among {', '.join(SPEED_FIELDS)}")
+    out[key] = int(value) if value.lstrip("-").isdigit() else value
+  return out
 
 
 def _check(condition: bool, message: str) -> None:

@@ -201,14 +201,10 @@ class TorchContestant:
 
 def parse_settings(text: str) -> dict:
   """'mixed_precision=bf16,steps_per_execution=4' -> SpeedSettings kwargs (ints converted)."""
-  out = {}
-  for item in filter(None, (t.strip() for t in text.split(","))):
-    key, sep, value = item.partition("=")
-    if not sep or key not in speed_lib.SpeedSettings.__dataclass_fields__:
-      raise app.UsageError(f"--compare item {item!r} must be name=value with a name among "
-                           f"{', '.join(speed_lib.SpeedSettings.__dataclass_fields__)}")
-    out[key] = int(value) if value.lstrip("-").isdigit() else value
-  return out
+  try:
+    return config_lib.parse_speed_settings(text)
+  except config_lib.UsageError as e:
+    raise app.UsageError(f"--compare: {e}") from None
 
 
 def build_contestants(cfg):

@@ -8,7 +8,7 @@ import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_rethink.config import Config
+from tf_rethink.config import SPEED_FIELDS, Config, parse_speed_settings
 from tf_rethink.errors import UsageError
 from tf_rethink.train import speed
 from tf_rethink.train.strategy import make_strategy
@@ -25,6 +25,17 @@ def test_config_and_speed_defaults_agree():
       speed.SpeedSettings(steps_per_execution=4, mixed_precision="bf16")
   # speed settings never make a workdir "another experiment"
   assert Config(mixed_precision="bf16").identity() == Config().identity()
+  assert tuple(f.name for f in dataclasses.fields(speed.SpeedSettings)) == SPEED_FIELDS
+
+
+def test_parse_speed_settings():
+  assert parse_speed_settings("mixed_precision=bf16, steps_per_execution=4") == {
+      "mixed_precision": "bf16", "steps_per_execution": 4}
+  assert parse_speed_settings("") == {}
+  with pytest.raises(UsageError, match="name among steps_per_execution"):
+    parse_speed_settings("precision=bf16")
+  with pytest.raises(UsageError, match="must be name=value"):
+    parse_speed_settings("mixed_precision")
 
 
 @pytest.mark.parametrize("kwargs", [dict(mixed_precision="fp8"), dict(jit_compile="yes"),
