@@ -1,53 +1,65 @@
 r"""Training throughput of tf_rethink's trainer vs plain `model.fit` vs PyTorch, side by side.
 
   python tools/bench_train.py --model=vgg16 --batch_size=64
-  python tools/bench_train.py --model=resnet56 --compare=mixed_precision=bf16 --compare=steps_per_execution=4
+  python tools/bench_train.py --model=resnet56 --compare=mixed_precision=off --compare=inter_op_threads=1
   python tools/bench_train.py --quick            # seconds; output format only (used by a test)
 
 Every contestant trains the same architecture (a registered CIFAR model, 32x32x3 inputs, 10
-classes) on synthetic data, in ONE process, in interleaved repetitions (A B C A B C ...), so a
-load from other processes hits all of them alike; the table gives the median img/s of the
-repetitions and their spread (max-min)/median, the noise of this run.
+classes) in ITS OWN worker process (started by this one, which never imports TensorFlow): one
+framework's runtime never slows another's (measured: a PyTorch model trained in a process where a
+tf.distribute model had trained ran 35-45% slower than in a fresh one), and each contestant has
+its own thread pools and memory peak. Repetitions are interleaved (A B C A B C ...) with a short
+pause between them (`--pause_s`, so that spinning OpenMP / Eigen threads of the last contestant
+have gone to sleep), so a load from other processes hits all alike; the table gives the median
+img/s of the repetitions and their spread (max-min)/median, the noise of this run.
 
   ours          the trainer's path: `trainer.compile_model` (PyTorch-equivalent SGD with coupled
                 L2, cross-entropy, accuracy) in `make_strategy(--strategy)`, `speed.policy_scope`,
-                StepLR callback, the speed settings of the flags; data through the same tf.data
+                StepLR callback, the speed settings of the flags; data through the same
                 pipeline as `data.pipeline` (`data.pipeline.from_arrays`: shuffle, per-example
                 pad-crop-flip + normalize map, batch, prefetch) from an in-memory uint8 array.
-  ours_cached   the same compiled model fed ONE cached batch: 1 - ours/ours_cached is the share
-                of step time spent waiting for data.
-  ours[k=v]     `--compare` variants of the speed settings (e.g. mixed_precision=bf16).
+  ours_cached   the same, fed ONE cached batch: 1 - ours/ours_cached is the share of step time
+                spent on (waiting for) data; on 2 cores the pipeline's map competes with training
+                for the same cores, so this is also the cost of augmentation.
+  ours[k=v]     `--compare` variants of the speed settings (e.g. mixed_precision=off).
   keras_fit     a minimal plain tf_keras baseline: same model, `keras.optimizers.SGD(0.1, 0.9)`,
-                `model.fit` with default settings, same data pipeline.
-  torch         the same architecture in PyTorch (`tools/torch_models.py`), float32 NCHW, SGD
-                (momentum 0.9, weight decay 1e-4), as the paper's reference code trains; random
-                tensors; only when torch is installed (optional, never a package dependency).
+                `model.fit` with default settings (float32, no strategy), same data pipeline.
+  torch         the same architecture in PyTorch (`tools/torch_models.py`) as the paper's
+                reference code trains it: float32 NCHW, SGD (momentum 0.9, weight decay 1e-4),
+                on random batches already in memory (no data pipeline: compare with ours_cached
+                for compute alone). Only when torch is installed (never a package dependency).
+  torch_cl      the same in channels-last memory format (PyTorch's faster CPU layout).
+  torch_cl_bf16 channels-last with `torch.autocast("cpu", torch.bfloat16)`: PyTorch's own mixed
+                precision, the counterpart of ours' bf16 default on CPUs with native bf16.
 
 Throughput is steady state: the first execution of each repetition (iterator start-up, prefetch
-fill) is excluded, and the first call of each contestant (tracing, warm-up) is not timed at all.
-Peak resident memory (getrusage ru_maxrss) is read after each contestant's warm-up; it only grows,
-so each number is the process peak up to that point (ours is measured first). Before any model
-is built, `dataset_copies` measures how many copies of an in-memory training set the trainer's
-pipeline keeps resident (`--memory_examples` random CIFAR images; 1.0 = the data itself).
+fill) is excluded, and the warm-up steps (tracing) are not timed at all. Memory: the peak
+resident set (getrusage ru_maxrss) of each contestant's own process after its warm-up and at the
+end, i.e. the peak of one training run; and, in a process of its own, `dataset_copies`: how many
+copies of an in-memory training set the trainer's pipeline keeps resident (`--memory_examples`
+random CIFAR images; 1.0 = the data itself).
 """
 import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 from absl import app
 from absl import flags
 from absl import logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tf_rethink  # noqa: E402,F401  (selects tf_keras before TensorFlow is imported)
-from tf_rethink import config as config_lib  # noqa: E402
-from tf_rethink.train import speed as speed_lib  # noqa: E402
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(TOOLS))
+sys.path.insert(0, TOOLS)
+from tf_rethink import config as config_lib  # noqa: E402  (TensorFlow-free)
 
-_D = speed_lib.SpeedSettings()
+_D = config_lib.Config()
+TORCH_KINDS = ("torch", "torch_cl", "torch_cl_bf16")
+CONTESTANTS = ("ours", "ours_cached", "keras_fit") + TORCH_KINDS
 _MODEL = flags.DEFINE_string("model", "vgg16", "Registered CIFAR model (vgg11..19, resnet20..110).")
 _WIDTH = flags.DEFINE_float("width_multiplier", 1.0, "Width multiplier of the model.")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Batch size (paper: 64 on CIFAR).")
@@ -62,51 +74,23 @@ _MP = flags.DEFINE_enum("mixed_precision", _D.mixed_precision, config_lib.PRECIS
                         "ours: mixed precision.")
 _JIT = flags.DEFINE_enum("jit_compile", _D.jit_compile, config_lib.JIT_CHOICES, "ours: XLA.")
 _INTRA = flags.DEFINE_integer("intra_op_threads", _D.intra_op_threads,
-                              "TF intra-op threads and torch threads (0: one per core).")
-_INTER = flags.DEFINE_integer("inter_op_threads", _D.inter_op_threads, "TF inter-op threads.")
+                              "ours: TF intra-op threads; also torch's threads (0: one per core).")
+_INTER = flags.DEFINE_integer("inter_op_threads", _D.inter_op_threads, "ours: TF inter-op threads.")
 _COMPARE = flags.DEFINE_multi_string("compare", [], "Extra `ours` variants: comma-separated "
-                                     "speed settings, e.g. mixed_precision=bf16,steps_per_execution=4.")
-_CONTESTANTS = flags.DEFINE_list("contestants", ["ours", "ours_cached", "keras_fit", "torch"],
-                                 "Which of ours, ours_cached, keras_fit, torch to run.")
+                                     "speed settings, e.g. mixed_precision=off,steps_per_execution=4.")
+_CONTESTANTS = flags.DEFINE_list("contestants", list(CONTESTANTS), f"Which of {', '.join(CONTESTANTS)} "
+                                 "to run (torch ones only when torch is installed).")
+_PAUSE = flags.DEFINE_float("pause_s", 0.5, "Pause before each timed repetition, seconds.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny model and few steps: checks the output, not speed.")
 _JSON = flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
+_WORKER = flags.DEFINE_bool("worker", False, "Internal: serve one contestant over stdin/stdout.")
 
+
+# ---- worker side: one contestant per process ----
 
 def peak_rss_mb() -> float:
   """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-class _Timer:
-  """Keras callback collecting (step, time) at the end of each execution."""
-
-  def __new__(cls):
-    import tf_keras as keras
-
-    class Timer(keras.callbacks.Callback):
-      def on_train_begin(self, logs=None):
-        self.marks = []
-
-      def on_train_batch_end(self, batch, logs=None):
-        self.marks.append((batch, time.perf_counter()))
-
-    return Timer()
-
-
-def steady_rate(marks, batch_size) -> float:
-  """img/s between the first and the last mark (the first execution is excluded)."""
-  (s0, t0), (s1, t1) = marks[0], marks[-1]
-  if s1 <= s0:
-    raise ValueError("need at least two executions per repetition; raise --steps")
-  return (s1 - s0) * batch_size / (t1 - t0)
-
-
-def synthetic_pipeline(images, labels, batch_size, seed=1):
-  """The training pipeline of `data.pipeline` (cifar10 preprocessing: shuffle, per-example
-  pad-crop-flip + normalize, batch, prefetch) over in-memory images, repeated."""
-  from tf_rethink.data.pipeline import from_arrays
-  return from_arrays(images, labels, "cifar10", batch_size=batch_size, seed=seed, train=True,
-                     repeat=True, drop_remainder=True)
 
 
 def resident_mb() -> float:
@@ -122,12 +106,38 @@ def resident_mb() -> float:
     return float("nan")
 
 
+def steady_rate(marks, batch_size) -> float:
+  """img/s between the first and the last (step, time) mark (the first execution is excluded)."""
+  (s0, t0), (s1, t1) = marks[0], marks[-1]
+  if s1 <= s0:
+    raise ValueError("need at least two executions per repetition; raise --steps")
+  return (s1 - s0) * batch_size / (t1 - t0)
+
+
+def synthetic_pipeline(images, labels, batch_size, seed=1):
+  """The training pipeline of `data.pipeline` (cifar10 preprocessing: shuffle, per-example
+  pad-crop-flip + normalize, batch, prefetch) over in-memory images, repeated."""
+  from tf_rethink.data.pipeline import from_arrays
+  return from_arrays(images, labels, "cifar10", batch_size=batch_size, seed=seed, train=True,
+                     repeat=True, drop_remainder=True)
+
+
+def cached_batch(ds):
+  """One batch of `ds`, repeated from memory: a data pipeline that costs (almost) nothing."""
+  return ds.take(1).cache().repeat()
+
+
 def dataset_copies(examples, batch_size, seed=2):
   """Copies of an in-memory training set the trainer's pipeline keeps resident: the growth of
   resident memory from building `synthetic_pipeline` on `examples` random CIFAR images (the numpy
   array then dropped) to after 8 batches (the whole-split shuffle buffer is full by then),
-  divided by the images' bytes; and the peak during the conversion, same unit."""
+  divided by the images' bytes; and the peak during the conversion, same unit. None for 0."""
+  if not examples:
+    return None
   import numpy as np
+  import tensorflow as tf
+  from tf_rethink.data import pipeline  # noqa: F401  pylint: disable=unused-import
+  tf.zeros([1]).numpy()  # the runtime's own memory is not the data's
   before = resident_mb()
   images = np.random.default_rng(seed).integers(0, 256, (examples, 32, 32, 3), dtype=np.uint8)
   labels = np.zeros(examples, np.int64)
@@ -143,47 +153,77 @@ def dataset_copies(examples, batch_size, seed=2):
   return {"dataset_mb": size, "resident_copies": resident / size, "peak_copies": peak / size}
 
 
-def cached_batch(ds):
-  """One batch of `ds`, repeated from memory: a data pipeline that costs (almost) nothing."""
-  return ds.take(1).cache().repeat()
-
-
 class KerasContestant:
   """One compiled tf_keras model + dataset; `run(steps)` returns steady-state img/s."""
 
-  def __init__(self, name, model, ds, batch_size, callbacks=()):
-    self.name, self.model, self.ds = name, model, ds
+  def __init__(self, model, ds, batch_size, callbacks=()):
+    self.model, self.ds = model, ds
     self.batch_size, self.callbacks = batch_size, list(callbacks)
+    self.params = _keras_params(model)
+
+  @staticmethod
+  def threads():
+    """[intra-op, inter-op] threads of TensorFlow's pools in this process."""
+    import tensorflow as tf
+    return [tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads()]
 
   def warm(self, steps):
     self.model.fit(self.ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=self.callbacks)
 
   def run(self, steps):
-    timer = _Timer()
+    import tf_keras as keras
+
+    class Timer(keras.callbacks.Callback):
+      def on_train_begin(self, logs=None):
+        self.marks = []
+
+      def on_train_batch_end(self, batch, logs=None):
+        self.marks.append((batch, time.perf_counter()))
+
+    timer = Timer()
     self.model.fit(self.ds, epochs=1, steps_per_epoch=steps, verbose=0,
                    callbacks=[timer, *self.callbacks])
     return steady_rate(timer.marks, self.batch_size)
 
 
-class TorchContestant:
-  """The PyTorch twin, float32, trained on a few random batches in memory."""
+def _keras_params(model) -> int:
+  from tf_rethink import flops
+  return flops.count(model).params
 
-  def __init__(self, model, batch_size, num_classes, shape, threads):
+
+class TorchContestant:
+  """The PyTorch twin trained on a few random batches in memory (kind: see TORCH_KINDS)."""
+
+  def __init__(self, spec):
     import torch
-    if threads:
-      torch.set_num_threads(threads)
+    import torch_models
+    if spec["threads"]:
+      torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
-    self.torch, self.model, self.batch_size = torch, model, batch_size
+    widths = _widths(spec)
+    model = torch_models.build(spec["model"], widths, width_multiplier=spec["width_multiplier"])
+    (h, w, c), bs = spec["shape"], spec["batch_size"]
+    self.batches = [(torch.randn(bs, c, h, w), torch.randint(0, spec["classes"], (bs,)))
+                    for _ in range(4)]
+    if spec["kind"] in ("torch_cl", "torch_cl_bf16"):
+      model = model.to(memory_format=torch.channels_last)
+      self.batches = [(x.contiguous(memory_format=torch.channels_last), y)
+                      for x, y in self.batches]
+    self.bf16 = spec["kind"] == "torch_cl_bf16"
+    self.torch, self.model, self.batch_size = torch, model, bs
+    self.params = torch_models.num_params(model)
     self.opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    h, w, c = shape
-    self.batches = [(torch.randn(batch_size, c, h, w),
-                     torch.randint(0, num_classes, (batch_size,))) for _ in range(4)]
     self.model.train()
+
+  def threads(self):
+    return [self.torch.get_num_threads(), self.torch.get_num_interop_threads()]
 
   def _step(self, i):
     x, y = self.batches[i % len(self.batches)]
     self.opt.zero_grad(set_to_none=True)
-    loss = self.torch.nn.functional.cross_entropy(self.model(x), y)
+    with self.torch.autocast("cpu", dtype=self.torch.bfloat16, enabled=self.bf16):
+      loss = self.torch.nn.functional.cross_entropy(self.model(x), y)
     loss.backward()
     self.opt.step()
 
@@ -199,134 +239,213 @@ class TorchContestant:
     return (steps - 1) * self.batch_size / (time.perf_counter() - t0)
 
 
-def parse_settings(text: str) -> dict:
-  """'mixed_precision=bf16,steps_per_execution=4' -> SpeedSettings kwargs (ints converted)."""
-  try:
-    return config_lib.parse_speed_settings(text)
-  except config_lib.UsageError as e:
-    raise app.UsageError(f"--compare: {e}") from None
+def _widths(spec):
+  return spec["widths"]
 
 
-def build_contestants(cfg):
-  """Builds every contestant (ours first); returns [(name, contestant)] and memory readings."""
+def describe(model, width_multiplier):
+  """The model's scaled width list (needs TensorFlow: a worker asks, so the parent never loads
+  it and the torch workers need not)."""
+  from tf_rethink.models import MODELS, scale_widths
+  return scale_widths(MODELS.get(model).default_widths(), width_multiplier)
+
+
+def build_keras_contestant(spec):
+  """ours / ours_cached / ours[...] / keras_fit, from a JSON-able spec (see `contestant_specs`)."""
   import numpy as np
   import tensorflow as tf
   import tf_keras as keras
-  from tf_rethink import flops
   from tf_rethink.models import MODELS
+  from tf_rethink.train import speed as speed_lib
   from tf_rethink.train import trainer
   from tf_rethink.train.schedules import StepLR
   from tf_rethink.train.strategy import make_strategy
-
-  spec = MODELS.get(cfg["model"])
-  shape, classes, bs = (32, 32, 3), 10, cfg["batch_size"]
   rng = np.random.default_rng(0)
-  # One tensor shared by every contestant's pipeline (from_tensor_slices of a tensor: no copy).
-  images = tf.convert_to_tensor(rng.integers(0, 256, (cfg["examples"], *shape), dtype=np.uint8))
-  labels = tf.convert_to_tensor(rng.integers(0, classes, cfg["examples"]).astype(np.int64))
-  widths = __import__("tf_rethink.models", fromlist=["scale_widths"]).scale_widths(
-      spec.default_widths(), cfg["width_multiplier"])
+  shape, bs = tuple(spec["shape"]), spec["batch_size"]
+  images = tf.convert_to_tensor(rng.integers(0, 256, (spec["examples"], *shape), dtype=np.uint8))
+  labels = tf.convert_to_tensor(rng.integers(0, spec["classes"], spec["examples"]).astype(np.int64))
+  ds = synthetic_pipeline(images, labels, bs)
 
   def build():
-    return spec.build(widths, input_shape=shape, num_classes=classes,
-                      width_multiplier=cfg["width_multiplier"])
+    return MODELS.get(spec["model"]).build(_widths(spec), input_shape=shape,
+                                           num_classes=spec["classes"],
+                                           width_multiplier=spec["width_multiplier"])
 
-  memory = {"start": peak_rss_mb()}
-  out = []
-  tspec = trainer.TrainSpec(epochs=1, lr=0.1, batch_size=bs, weight_decay=1e-4)
-  variants = [("ours", cfg["speed"])] + [
-      (f"ours[{text}]", speed_lib.SpeedSettings(**{**cfg["speed_dict"], **parse_settings(text)}))
-      for text in cfg["compare"]]
-  strategy = make_strategy(cfg["strategy"])
-  params = None
-  for name, speed in variants:
-    if name == "ours" and "ours" not in cfg["contestants"] and "ours_cached" not in cfg["contestants"]:
-      continue
-    with strategy.scope(), speed_lib.policy_scope(speed):
-      model = trainer.compile_model(build(), tspec, speed)
-    params = flops.count(model).params
-    ds = synthetic_pipeline(images, labels, bs)
-    if name != "ours" or "ours" in cfg["contestants"]:
-      out.append((name, KerasContestant(name, model, ds, bs, [StepLR(0.1)])))
-    if name == "ours" and "ours_cached" in cfg["contestants"]:
-      out.append(("ours_cached", KerasContestant("ours_cached", model, cached_batch(ds), bs,
-                                                 [StepLR(0.1)])))
-  if "keras_fit" in cfg["contestants"]:
+  if spec["kind"] == "keras_fit":
     model = build()
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    params = params or flops.count(model).params
-    out.append(("keras_fit", KerasContestant("keras_fit", model,
-                                             synthetic_pipeline(images, labels, bs), bs)))
-  torch_note = None
-  if "torch" in cfg["contestants"]:
-    try:
-      import torch  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
-      import torch_models
-    except ImportError:
-      torch_note = "torch not installed (pip install torch==2.13.0): PyTorch column skipped"
+    return KerasContestant(model, ds, bs)
+  settings = speed_lib.SpeedSettings(**spec["speed"])
+  tspec = trainer.TrainSpec(epochs=1, lr=0.1, batch_size=bs, weight_decay=1e-4)
+  with make_strategy(spec["strategy"]).scope(), speed_lib.policy_scope(settings):
+    model = trainer.compile_model(build(), tspec, settings)
+  return KerasContestant(model, cached_batch(ds) if spec["kind"] == "ours_cached" else ds, bs,
+                         [StepLR(0.1)])
+
+
+def _reply(**fields):
+  sys.stdout.write("BENCH " + json.dumps(fields) + "\n")
+  sys.stdout.flush()
+
+
+def worker_main():
+  """Serves one contestant: spec line in, then {"run": steps} -> {"img_per_s"}, {"exit"}."""
+  spec = json.loads(sys.stdin.readline())
+  if spec["kind"] == "dataset_copies":
+    _reply(result=dataset_copies(spec["examples"], spec["batch_size"]),
+           widths=describe(spec["model"], spec["width_multiplier"]))
+    return
+  if spec["kind"] in TORCH_KINDS:
+    contestant = TorchContestant(spec)
+  else:
+    from tf_rethink.train import speed as speed_lib  # pylint: disable=import-outside-toplevel
+    if spec["kind"] != "keras_fit":  # thread pools: before TensorFlow runs its first op
+      speed_lib.set_threads(speed_lib.SpeedSettings(**spec["speed"]))
+    contestant = build_keras_contestant(spec)
+  contestant.warm(spec["warmup_steps"])
+  _reply(ready=True, params=contestant.params, peak_rss_mb=peak_rss_mb(),
+         threads=contestant.threads())
+  for line in sys.stdin:
+    command = json.loads(line)
+    if "run" in command:
+      _reply(img_per_s=contestant.run(command["run"]))
     else:
-      tmodel = torch_models.build(cfg["model"], widths, width_multiplier=cfg["width_multiplier"])
-      n = torch_models.num_params(tmodel)
-      if params is not None and n != params:
-        raise RuntimeError(f"torch twin has {n} parameters, the Keras model {params}")
-      out.append(("torch", TorchContestant(tmodel, bs, classes, shape, cfg["intra_op_threads"])))
-  return out, memory, params, torch_note
+      _reply(peak_rss_mb=peak_rss_mb())
+      return
+
+
+# ---- parent side: starts the workers and interleaves them ----
+
+class Worker:
+  """A contestant's process; `ask(command)` sends one JSON line and returns its JSON answer."""
+
+  def __init__(self, name, spec, log_dir):
+    self.name = name
+    self.log_path = os.path.join(log_dir, f"{len(os.listdir(log_dir))}.log")
+    self._log = open(self.log_path, "w")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                                 text=True, env=env)
+    self.send(spec)
+
+  def send(self, command):
+    self.proc.stdin.write(json.dumps(command) + "\n")
+    self.proc.stdin.flush()
+
+  def receive(self):
+    for line in self.proc.stdout:
+      if line.startswith("BENCH "):
+        return json.loads(line[len("BENCH "):])
+    self.proc.wait()
+    self._log.close()
+    with open(self.log_path) as f:
+      raise RuntimeError(f"contestant {self.name} exited ({self.proc.returncode}):\n"
+                         f"{f.read()[-3000:]}")
+
+  def ask(self, command):
+    self.send(command)
+    return self.receive()
+
+  def close(self):
+    answer = self.ask({"exit": True})
+    self.proc.wait()
+    self._log.close()
+    return answer
+
+
+def torch_available() -> bool:
+  import importlib.util
+  return importlib.util.find_spec("torch") is not None
+
+
+def contestant_specs(cfg, widths):
+  """[(name, spec)] in run order: ours first, then its variants, keras_fit, the torch kinds."""
+  base = {"model": cfg["model"], "width_multiplier": cfg["width_multiplier"], "widths": widths,
+          "batch_size": cfg["batch_size"], "shape": [32, 32, 3], "classes": 10,
+          "examples": cfg["examples"], "warmup_steps": cfg["warmup_steps"]}
+  wanted = cfg["contestants"]
+  out = []
+  for kind in ("ours", "ours_cached"):
+    if kind in wanted:
+      out.append((kind, dict(base, kind=kind, speed=cfg["speed"], strategy=cfg["strategy"])))
+  for text in cfg["compare"]:
+    out.append((f"ours[{text}]", dict(base, kind="ours", strategy=cfg["strategy"],
+                                      speed={**cfg["speed"], **parse_settings(text)})))
+  if "keras_fit" in wanted:
+    out.append(("keras_fit", dict(base, kind="keras_fit")))
+  if torch_available():
+    out += [(kind, dict(base, kind=kind, threads=cfg["speed"]["intra_op_threads"]))
+            for kind in TORCH_KINDS if kind in wanted]
+  return out
 
 
 def run_bench(cfg) -> dict:
-  """Data-copy measurement, warm-up, then `repeats` interleaved rounds; returns the results."""
-  copies = dataset_copies(cfg["memory_examples"], cfg["batch_size"]) if cfg["memory_examples"] else None
-  contestants, memory, params, torch_note = build_contestants(cfg)
-  rates = {name: [] for name, _ in contestants}
-  for name, c in contestants:
-    c.warm(max(2, cfg["warmup_steps"]))
-    memory[name] = peak_rss_mb()
-  for rep in range(cfg["repeats"]):
-    for name, c in contestants:
-      rates[name].append(c.run(cfg["steps"]))
-      print(f"repetition {rep + 1}: {name} {rates[name][-1]:.1f} img/s", file=sys.stderr,
-            flush=True)
+  """Data-copy measurement, then warm-up and `repeats` interleaved rounds; returns the results."""
+  with tempfile.TemporaryDirectory() as log_dir:
+    probe = Worker("dataset_copies", {"kind": "dataset_copies", "examples": cfg["memory_examples"],
+                                      "batch_size": cfg["batch_size"], "model": cfg["model"],
+                                      "width_multiplier": cfg["width_multiplier"]}, log_dir)
+    answer = probe.receive()
+    probe.proc.wait()
+    copies = answer["result"] if cfg["memory_examples"] else None
+    workers = [Worker(name, spec, log_dir) for name, spec in contestant_specs(cfg, answer["widths"])]
+    ready = {w.name: w.receive() for w in workers}  # they warm up in parallel; not timed
+    rates = {w.name: [] for w in workers}
+    for rep in range(cfg["repeats"]):
+      for w in workers:
+        time.sleep(cfg["pause_s"])
+        rates[w.name].append(w.ask({"run": cfg["steps"]})["img_per_s"])
+        print(f"repetition {rep + 1}: {w.name} {rates[w.name][-1]:.1f} img/s", file=sys.stderr,
+              flush=True)
+    final = {w.name: w.close() for w in workers}
+  params = {name: r["params"] for name, r in ready.items()}
+  if len(set(params.values())) > 1:
+    raise RuntimeError(f"the contestants' models differ in size: {params}")
   result = {"model": cfg["model"], "width_multiplier": cfg["width_multiplier"],
-            "batch_size": cfg["batch_size"], "params": params, "steps": cfg["steps"],
-            "repeats": cfg["repeats"], "speed": cfg["speed_dict"], "contestants": {}}
+            "batch_size": cfg["batch_size"], "params": next(iter(params.values()), None),
+            "steps": cfg["steps"], "repeats": cfg["repeats"], "speed": cfg["speed"],
+            "contestants": {}, "dataset_copies": copies, "notes": []}
+  keras_names = [name for name in rates if name not in TORCH_KINDS]
   for name, rs in rates.items():
     med = statistics.median(rs)
     result["contestants"][name] = {"img_per_s": med, "runs": rs,
                                    "spread": (max(rs) - min(rs)) / med if med else 0.0,
-                                   "peak_rss_mb": memory.get(name)}
+                                   "peak_rss_mb": final[name]["peak_rss_mb"],
+                                   "peak_rss_after_warmup_mb": ready[name]["peak_rss_mb"],
+                                   "tf_threads" if name in keras_names else "torch_threads":
+                                   ready[name]["threads"]}
   c = result["contestants"]
-  ratios = {}
-  for name in c:
-    for ref in ("keras_fit", "torch"):
-      if ref in c and name not in (ref, "torch"):
-        ratios[f"{name}/{ref}"] = c[name]["img_per_s"] / c[ref]["img_per_s"]
-  result["ratios"] = ratios
+  references = [r for r in ("keras_fit",) + TORCH_KINDS if r in c]
+  result["ratios"] = {f"{name}/{ref}": c[name]["img_per_s"] / c[ref]["img_per_s"]
+                      for name in c if name not in references for ref in references}
   if "ours" in c and "ours_cached" in c:
     result["data_wait_share"] = max(0.0, 1.0 - c["ours"]["img_per_s"] / c["ours_cached"]["img_per_s"])
-  result["peak_rss_mb"] = peak_rss_mb()
-  result["rss_before_models_mb"] = memory["start"]
-  result["dataset_copies"] = copies
-  result["notes"] = [torch_note] if torch_note else []
+  if any(k in cfg["contestants"] for k in TORCH_KINDS) and not torch_available():
+    result["notes"].append("torch not installed (pip install torch==2.13.0): PyTorch columns "
+                           "skipped")
   return result
 
 
 def format_result(r: dict) -> str:
   lines = [f"model {r['model']} x{r['width_multiplier']:g}, batch {r['batch_size']}, "
-           f"{r['params']:,} params; {r['repeats']} interleaved repetitions of {r['steps']} steps; "
-           f"ours: {r['speed']}",
-           f"{'contestant':<44} {'img/s':>9} {'spread':>7} {'peak RSS MiB':>13}"]
+           f"{r['params']:,} params; {r['repeats']} interleaved repetitions of {r['steps']} steps, "
+           f"one process per contestant; ours: {r['speed']}",
+           f"{'contestant':<48} {'img/s':>9} {'spread':>7} {'peak RSS MiB':>13}"]
   for name, c in r["contestants"].items():
-    lines.append(f"{name:<44} {c['img_per_s']:9.1f} {c['spread']:6.0%} "
-                 f"{c['peak_rss_mb'] or 0:13.0f}")
-  for name, v in r["ratios"].items():
-    lines.append(f"ratio {name:<38} {v:9.2f}x")
+    lines.append(f"{name:<48} {c['img_per_s']:9.1f} {c['spread']:6.0%} {c['peak_rss_mb']:13.0f}")
+  refs = sorted({k.split("/")[1] for k in r["ratios"]}, key=list(r["contestants"]).index)
+  if refs:
+    lines.append(f"{'ratio (row img/s / column img/s)':<48} " + " ".join(f"{x:>13}" for x in refs))
+    for name in r["contestants"]:
+      if f"{name}/{refs[0]}" in r["ratios"]:
+        lines.append(f"{name:<48} " + " ".join(f"{r['ratios'][f'{name}/{x}']:12.2f}x"
+                                              for x in refs))
   if "data_wait_share" in r:
-    lines.append(f"share of step time waiting for data (1 - ours/ours_cached): "
+    lines.append(f"share of step time spent on data (1 - ours/ours_cached): "
                  f"{r['data_wait_share']:.1%}")
-  lines.append(f"peak resident memory of the process: {r['peak_rss_mb']:.0f} MiB "
-               f"({r['rss_before_models_mb']:.0f} MiB before any model was built)")
   if r.get("dataset_copies"):
     d = r["dataset_copies"]
     lines.append(f"in-memory training set of {d['dataset_mb']:.0f} MiB: {d['resident_copies']:.2f} "
@@ -335,39 +454,56 @@ def format_result(r: dict) -> str:
   return "\n".join(lines)
 
 
+def parse_settings(text: str) -> dict:
+  """'mixed_precision=bf16,steps_per_execution=4' -> speed-settings kwargs (ints converted)."""
+  try:
+    return config_lib.parse_speed_settings(text)
+  except config_lib.UsageError as e:
+    raise app.UsageError(f"--compare: {e}") from None
+
+
 def config_from_flags() -> dict:
   speed = dict(steps_per_execution=_SPE.value, mixed_precision=_MP.value, jit_compile=_JIT.value,
                intra_op_threads=_INTRA.value, inter_op_threads=_INTER.value)
+  unknown = set(_CONTESTANTS.value) - set(CONTESTANTS)
+  if unknown:
+    raise app.UsageError(f"--contestants: unknown {', '.join(sorted(unknown))}; choose among "
+                         f"{', '.join(CONTESTANTS)}")
   cfg = dict(model=_MODEL.value, width_multiplier=_WIDTH.value, batch_size=_BATCH.value,
              steps=_STEPS.value, repeats=_REPEATS.value, examples=_EXAMPLES.value,
-             memory_examples=_MEMORY_EXAMPLES.value,
-             strategy=_STRATEGY.value, compare=list(_COMPARE.value),
-             contestants=list(_CONTESTANTS.value), intra_op_threads=_INTRA.value,
-             speed_dict=speed, warmup_steps=0)
+             memory_examples=_MEMORY_EXAMPLES.value, strategy=_STRATEGY.value,
+             compare=list(_COMPARE.value), contestants=list(_CONTESTANTS.value), speed=speed,
+             pause_s=_PAUSE.value, warmup_steps=0)
   if _QUICK.value:
     cfg.update(width_multiplier=0.0625 if _WIDTH.value == 1.0 else _WIDTH.value, batch_size=8,
-               steps=3, repeats=2, examples=64, memory_examples=min(8192, _MEMORY_EXAMPLES.value))
+               steps=3, repeats=2, examples=64, pause_s=0.0,
+               memory_examples=min(8192, _MEMORY_EXAMPLES.value))
   cfg["warmup_steps"] = max(2, cfg["steps"] // 4)
+  for settings in [speed] + [{**speed, **parse_settings(t)} for t in cfg["compare"]]:
+    try:
+      config_lib.check_speed_settings(_Namespace(settings))
+    except config_lib.UsageError as e:
+      raise app.UsageError(str(e)) from None
   return cfg
+
+
+class _Namespace:
+  def __init__(self, fields):
+    self.__dict__.update(fields)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
-  cfg = config_from_flags()
-  try:
-    cfg["speed"] = speed_lib.SpeedSettings(**cfg["speed_dict"])
-    for text in cfg["compare"]:
-      speed_lib.SpeedSettings(**{**cfg["speed_dict"], **parse_settings(text)})
-  except (TypeError, ValueError) as e:
-    raise app.UsageError(str(e)) from None
-  speed_lib.set_threads(cfg["speed"])
-  result = run_bench(cfg)
+  if _WORKER.value:
+    return worker_main()
+  result = run_bench(config_from_flags())
   print(format_result(result))
   if _JSON.value:
     with open(_JSON.value, "w") as f:
       json.dump(result, f, indent=1)
+  return None
 
 
 if __name__ == "__main__":

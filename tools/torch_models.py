@@ -10,6 +10,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from tf_rethink.widths import scale_width
+
 
 def _bn(c):
   return nn.BatchNorm2d(c, momentum=0.1, eps=1e-5)
@@ -87,7 +89,6 @@ class CifarResNet(nn.Module):
 
 def build(model_name, widths, *, width_multiplier=1.0, num_classes=10, in_channels=3):
   """The torch twin of registered Keras model `model_name` built from the same `widths` list."""
-  from tf_rethink.models import scale_width  # pylint: disable=import-outside-toplevel
   if model_name.startswith("vgg") and model_name != "vgg16_imagenet":
     return CifarVGG(widths, num_classes, in_channels, fc_width=scale_width(512, width_multiplier))
   if model_name in ("resnet20", "resnet32", "resnet56", "resnet110"):

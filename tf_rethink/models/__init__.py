@@ -24,24 +24,7 @@ import tf_keras as keras
 
 from tf_rethink.errors import UsageError
 from tf_rethink.registry import Registry
-
-
-def scale_width(w, m):
-  """The contract's width scaling rule: max(1, int(round(w * m)))."""
-  return max(1, int(round(w * m)))
-
-
-def scale_widths(widths, m):
-  """Scales every int of a (possibly nested) width list; 'M' entries stay."""
-  out = []
-  for w in widths:
-    if isinstance(w, str):
-      out.append(w)
-    elif isinstance(w, (list, tuple)):
-      out.append(type(w)(scale_width(v, m) for v in w))
-    else:
-      out.append(scale_width(w, m))
-  return out
+from tf_rethink.widths import scale_width, scale_widths  # noqa: F401  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)
