@@ -73,13 +73,13 @@ class SGD(keras.optimizers.Optimizer):
     if self.momentum == 0.0:
       variable.assign_sub(lr * d)
       return
-    mu = tf.cast(self.momentum, dtype)
     m = self.momentums[self._index_dict[self._var_key(variable)]]
-    m.assign(mu * m + d)
-    if self.nesterov:
-      variable.assign_sub(lr * (d + mu * m))
-    else:
-      variable.assign_sub(lr * m)
+    # One fused kernel (TF's ApplyMomentum is PyTorch's recurrence: m <- mu*m + d, then
+    # w <- w - lr*m, or w <- w - lr*(d + mu*m) with use_nesterov) instead of about ten ops per
+    # variable: a third of the optimizer's memory traffic and of its op launches.
+    tf.raw_ops.ResourceApplyMomentum(var=variable.handle, accum=m.handle, lr=lr, grad=d,
+                                     momentum=tf.cast(self.momentum, dtype),
+                                     use_locking=False, use_nesterov=self.nesterov)
 
   def get_config(self):
     config = super().get_config()
