@@ -71,6 +71,11 @@ def test_experiment_end_to_end_then_reused(tmp_path):
   assert plan["method"] == "l1_norm"
   assert os.path.exists(tmp_path / "export" / "scratch_b" / "saved_model.pb")
   assert "x smaller" in proc.stdout
+  sizes = json.load(open(tmp_path / "export" / "sizes.json"))
+  for name in ("baseline", "scratch_b"):  # the inference-only export, frozen and verified
+    assert os.path.exists(tmp_path / "export" / "serving" / name / "saved_model.pb")
+    assert 0 < sizes["serving_bytes"][name] < sizes["bytes"][name]
+  assert sizes["serving_bytes"]["scratch_b"] < sizes["serving_bytes"]["baseline"]
   assert json.load(open(tmp_path / "config.json"))["epochs"] == 2
   # Same command again: every stage is reused, the results are unchanged.
   run_main(*SMOKE, "--regime=all", workdir)

@@ -80,22 +80,28 @@ def run(config: Config, flags_text: str = "") -> dict:
 
 
 def _export(config: Config, ctx, model) -> None:
-  """Exports the large and the final pruned model as verified SavedModels; prints both sizes."""
+  """Exports the large and the final pruned model, each as a verified trainable Keras SavedModel
+  (`export/<name>`) and as a verified inference SavedModel (`export/serving/<name>`: BN folded,
+  frozen; `export.export_serving`); prints the sizes."""
   sample = next(iter(ctx.test_ds))[0][:8]
   full = ctx.build_full()
   full.load_weights(ctx.baseline_weights)
-  sizes, gzipped = {}, {}
+  sizes, gzipped, serving = {}, {}, {}
   for name, m in (("baseline", full), (config.regimes[-1], ctx.pruner.export_model(model))):
     path = os.path.join(config.workdir, "export", name)
     sizes[name] = export_lib.export_and_verify(m, path, sample)["bytes"]
     gzipped[name] = export_lib.gzip_size(path)
+    serving[name] = export_lib.export_serving(
+        m, os.path.join(config.workdir, "export", "serving", name), sample)["bytes"]
   name = config.regimes[-1]
   print(f"exported SavedModels to {os.path.join(config.workdir, 'export')} (reloaded and verified): "
         f"baseline {sizes['baseline']:,} bytes, {name} {sizes[name]:,} bytes "
         f"({sizes['baseline'] / sizes[name]:.2f}x smaller); gzipped {gzipped['baseline']:,} vs "
-        f"{gzipped[name]:,} bytes ({gzipped['baseline'] / gzipped[name]:.2f}x smaller)")
+        f"{gzipped[name]:,} bytes ({gzipped['baseline'] / gzipped[name]:.2f}x smaller); "
+        f"inference-only (BN folded, frozen) in export/serving: {serving['baseline']:,} vs "
+        f"{serving[name]:,} bytes")
   io_utils.write_json(os.path.join(config.workdir, "export", "sizes.json"),
-                      {"bytes": sizes, "gzip_bytes": gzipped})
+                      {"bytes": sizes, "gzip_bytes": gzipped, "serving_bytes": serving})
 
 
 def _prune(ctx, config: Config, baseline_record: dict) -> None:

@@ -30,22 +30,79 @@ def float32_copy(model):
 def export_and_verify(model, path: str, sample, atol: float = 1e-4) -> dict:
   """Saves `model` as a SavedModel at `path` (atomically), reloads it, compares outputs on `sample`.
 
-  Mixed-precision models are exported as their float32 copy (`float32_copy`). Returns
+  Mixed-precision models are exported as their float32 copy (`float32_copy`). The Keras
+  SavedModel reloads with `keras.models.load_model` (to train on, or to inspect). Returns
   {"path", "bytes"}; raises RuntimeError when the reloaded model disagrees.
   """
   import tf_keras as keras
   import tensorflow as tf
   model = float32_copy(model)
+
+  def save(tmp):
+    model.save(tmp, save_format="tf", include_optimizer=False)
+
+  def reloaded_outputs(tmp):
+    served = tf.saved_model.load(tmp).signatures["serving_default"]
+    return [keras.models.load_model(tmp, compile=False)(sample, training=False).numpy(),
+            next(iter(served(tf.convert_to_tensor(sample)).values())).numpy()]
+
+  return _save_verified(model, path, sample, save, reloaded_outputs, atol)
+
+
+def export_serving(model, path: str, sample, atol: float = 1e-4) -> dict:
+  """Saves an inference-only SavedModel of `model` at `path` (atomically), verified on reload.
+
+  What a deployment should run: float32 (`float32_copy`), BatchNormalization folded into the
+  conv/dense layer before it (`fold_batchnorm`), every variable frozen into a constant, and one
+  `serving_default` signature taking the model's inputs (by their names) and returning
+  {output name: tensor}. Without variables a call carries no per-variable overhead (in a
+  Python process calling a Keras SavedModel's signature, that overhead grows with the number of
+  variables) and the graph has fewer ops: `tools/bench_inference.py` measures both formats.
+  It cannot be trained further; `export_and_verify` writes the trainable Keras SavedModel.
+  Returns {"path", "bytes"}; RuntimeError when the reload disagrees with `model`.
+  """
+  import tensorflow as tf
+  from tensorflow.python.framework.convert_to_constants import (  # pylint: disable=g-direct-tensorflow-import
+      convert_variables_to_constants_v2)
+  from tf_rethink.fold_batchnorm import fold_batchnorm
+  model = float32_copy(model)
+  folded = fold_batchnorm(model)
+  specs = [tf.TensorSpec([None, *x.shape[1:]], tf.float32, name=x.name.split(":")[0])
+           for x in folded.inputs]
+  call = tf.function(lambda *xs: folded(list(xs) if len(xs) > 1 else xs[0], training=False))
+  frozen = convert_variables_to_constants_v2(call.get_concrete_function(*specs))
+  names = list(folded.output_names)
+
+  @tf.function(input_signature=specs)
+  def serve(*xs):
+    outputs = frozen(*xs)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return dict(zip(names, outputs))
+
+  module = tf.Module()
+  module.serve = serve
+
+  def save(tmp):
+    tf.saved_model.save(module, tmp, signatures={"serving_default": serve})
+
+  def reloaded_outputs(tmp):
+    served = tf.saved_model.load(tmp).signatures["serving_default"]
+    inputs = sample if isinstance(sample, (list, tuple)) else [sample]
+    got = served(**{s.name: tf.convert_to_tensor(x) for s, x in zip(specs, inputs)})
+    return [got[names[0]].numpy()]
+
+  return _save_verified(model, path, sample, save, reloaded_outputs, atol)
+
+
+def _save_verified(model, path, sample, save, reloaded_outputs, atol) -> dict:
+  """save(tmp); every array of reloaded_outputs(tmp) must equal model(sample); then tmp -> path."""
   tmp = path + ".partial"
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  model.save(tmp, save_format="tf", include_optimizer=False)
-  expected = model(sample, training=False).numpy()
-  reloaded = keras.models.load_model(tmp, compile=False)
-  served = tf.saved_model.load(tmp).signatures["serving_default"]
-  outputs = [reloaded(sample, training=False).numpy(),
-             next(iter(served(tf.convert_to_tensor(sample)).values())).numpy()]
-  for got in outputs:
+  save(tmp)
+  expected = model(sample, training=False)
+  expected = (expected[0] if isinstance(expected, (list, tuple)) else expected).numpy()
+  for got in reloaded_outputs(tmp):
     if not np.allclose(got, expected, atol=atol, rtol=1e-4):
       shutil.rmtree(tmp, ignore_errors=True)
       raise RuntimeError(f"the reloaded SavedModel at {tmp} disagrees with the in-memory model "

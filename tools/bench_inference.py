@@ -6,10 +6,13 @@ r"""Inference speed of the full vs the pruned SavedModel, next to the FLOPs rati
 
 The paper's pruned architectures (L1-norm VGG-16-A and ResNet-56-B; Network Slimming VGG-19 at
 70%) are built from a full model with random weights (random BN statistics too), the method's
-`select` + `shrink` make the physically smaller model, and both are exported with
-`export.export_and_verify` and reloaded with `tf.saved_model.load` (the `serving_default`
-signature, as a deployment would call it). `--savedmodels=FULL,PRUNED` times two SavedModels you
-exported instead (e.g. an experiment's `export/baseline` and `export/<regime>`).
+`select` + `shrink` make the physically smaller model, and both are exported in each of
+`--formats`: `serving` (`export.export_serving`: BatchNorm folded into the convs, variables
+frozen; what to deploy) and `keras` (`export.export_and_verify`: the trainable Keras SavedModel
+an experiment writes to `export/<regime>`). They are reloaded with `tf.saved_model.load` and
+timed through their `serving_default` signature, as a deployment calls them.
+`--savedmodels=FULL,PRUNED` times two Keras SavedModels you exported instead (e.g. an
+experiment's `export/baseline` and `export/<regime>`).
 
 The slimming architecture: Network Slimming picks channels from BN scales trained with an L1
 penalty, and in a trained VGG-19 those scales shrink with depth, so the global 70% threshold
@@ -67,9 +70,10 @@ _THREADS_1 = flags.DEFINE_integer("threads_batch1", 1, "TF intra-op threads whil
                                   "(0: one per core).")
 _THREADS_B = flags.DEFINE_integer("threads_batch", 0, "TF intra-op threads while timing the big "
                                   "batch (0: one per core).")
-_KERAS_EXPORT = flags.DEFINE_bool("keras_export", True, "Export with export.export_and_verify "
-                                  "(the package's Keras SavedModel; slow to write) instead of a "
-                                  "serving-signature-only SavedModel (same inference graph).")
+FORMATS = ("serving", "keras")
+_FORMATS = flags.DEFINE_list("formats", list(FORMATS), "SavedModel formats to time: serving "
+                             "(export.export_serving: BN folded, frozen) and/or keras "
+                             "(export.export_and_verify: the trainable Keras SavedModel).")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny widths, few calls: checks the output, not speed.")
 _JSON = flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
 _TIMING_SPEC = flags.DEFINE_string("timing_spec", None, "Internal: run one timing phase in this "
@@ -125,9 +129,10 @@ def available(archs_filter):
 
 
 def export_pair(label, model_name, method, kwargs, cfg, workdir):
-  """Builds, prunes and exports the full and the pruned model; the row without timings."""
+  """Builds, prunes and exports the full and the pruned model in every format of cfg["formats"];
+  [(row without timings, {"full": path, "pruned": path})], one per format."""
   import numpy as np
-  from tf_rethink import export, flops
+  from tf_rethink import export
   from tf_rethink.models import MODELS
   from tf_rethink.pruning import METHODS
   shape, classes = (32, 32, 3), 10
@@ -140,16 +145,17 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
   plan = pruner.select(pruner.prepare(full), None, model_name=model_name)
   pruned = pruner.shrink(full, plan)
   sample = np.random.default_rng(0).normal(size=(8, *shape)).astype("float32")
-  paths = {}
-  for name, m in (("full", full), ("pruned", pruned)):
-    paths[name] = os.path.join(workdir, f"{model_name}_{name}")
-    if cfg["keras_export"]:
-      export.export_and_verify(m, paths[name], sample)
-    else:
-      _serving_export(m, paths[name], sample)
-  row = {"label": label, "model": model_name, "method": method, "plan_variant": plan.variant,
-         "pruned_widths": _conv_widths(pruned)}
-  return _with_counts(row, full, pruned), paths
+  writers = {"keras": export.export_and_verify, "serving": export.export_serving}
+  out = []
+  for fmt in cfg["formats"]:
+    paths = {}
+    for name, m in (("full", full), ("pruned", pruned)):
+      paths[name] = os.path.join(workdir, f"{model_name}_{name}_{fmt}")
+      writers[fmt](m, paths[name], sample)
+    row = {"label": label, "format": fmt, "model": model_name, "method": method,
+           "plan_variant": plan.variant, "pruned_widths": _conv_widths(pruned)}
+    out.append((_with_counts(row, full, pruned), paths))
+  return out
 
 
 def savedmodel_pair(full_path, pruned_path):
@@ -157,7 +163,7 @@ def savedmodel_pair(full_path, pruned_path):
   from tf_rethink import export
   full, pruned = export.load(full_path), export.load(pruned_path)
   row = {"label": f"{os.path.basename(os.path.normpath(pruned_path))} vs "
-                  f"{os.path.basename(os.path.normpath(full_path))}",
+                  f"{os.path.basename(os.path.normpath(full_path))}", "format": "keras",
          "model": full.name, "full_path": full_path, "pruned_path": pruned_path,
          "pruned_widths": _conv_widths(pruned)}
   return _with_counts(row, full, pruned), {"full": full_path, "pruned": pruned_path}
@@ -175,21 +181,6 @@ def _with_counts(row, full, pruned):
 
 def _conv_widths(model):
   return [layer.filters for layer in model.layers if hasattr(layer, "filters")]
-
-
-def _serving_export(model, path, sample):
-  """A SavedModel with only the serving signature (fast to write; the same inference graph as
-  `export.export_and_verify`'s Keras SavedModel), checked against the in-memory model."""
-  import numpy as np
-  import tensorflow as tf
-  fn = tf.function(lambda x: {"logits": model(x, training=False)},
-                   input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)])
-  module = tf.Module()
-  module.serve, module.variables_ = fn, model.variables
-  tf.saved_model.save(module, path, signatures={"serving_default": fn})
-  got = tf.saved_model.load(path).signatures["serving_default"](tf.constant(sample))["logits"]
-  if not np.allclose(got.numpy(), model(sample, training=False).numpy(), atol=1e-4, rtol=1e-4):
-    raise RuntimeError(f"the reloaded SavedModel at {path} disagrees with the in-memory model")
 
 
 # ---- timing (one phase per child process: thread pools are fixed per process) ----
@@ -262,12 +253,12 @@ def _spread(xs):
 def format_rows(result) -> str:
   b = result["batch_size"]
   width = max([32] + [len(r["label"]) for r in result["rows"]])
-  lines = [f"{'architecture':<{width}} {'FLOPs ratio':>11} {'b1 ms full/pruned':>18} "
+  lines = [f"{'architecture':<{width}} {'format':<7} {'FLOPs ratio':>11} {'b1 ms full/pruned':>18} "
            f"{'speedup':>8} {'/FLOPs':>7} {f'b{b} img/s full/pruned':>22} {'speedup':>8} "
            f"{'/FLOPs':>7}"]
   for r in result["rows"]:
     lines.append(
-        f"{r['label']:<{width}} {r['flops_ratio']:10.2f}x "
+        f"{r['label']:<{width}} {r['format']:<7} {r['flops_ratio']:10.2f}x "
         f"{r['latency_ms_full']:8.2f}/{r['latency_ms_pruned']:<8.2f} {r['speedup_batch1']:7.2f}x "
         f"{r['speedup_over_flops_batch1']:6.2f} "
         f"{r['img_per_s_full']:10.0f}/{r['img_per_s_pruned']:<10.0f} {r['speedup_batch']:7.2f}x "
@@ -309,12 +300,13 @@ def main(argv):
   quiet.import_tensorflow().get_logger().setLevel("ERROR")
   if _SAVEDMODELS.value and len(_SAVEDMODELS.value) != 2:
     _usage_error("--savedmodels takes two paths: --savedmodels=FULL_DIR,PRUNED_DIR")
+  if set(_FORMATS.value) - set(FORMATS) or not _FORMATS.value:
+    _usage_error(f"--formats takes one or both of {', '.join(FORMATS)}")
   cfg = dict(repeats=_REPEATS.value, calls=_CALLS.value, batches=_BATCHES.value,
-             batch_size=_BIG.value, width_multiplier=1.0, keras_export=_KERAS_EXPORT.value,
+             batch_size=_BIG.value, width_multiplier=1.0, formats=list(_FORMATS.value),
              threads_batch1=_THREADS_1.value, threads_batch=_THREADS_B.value)
   if _QUICK.value:
-    cfg.update(repeats=2, calls=3, batches=1, batch_size=8, width_multiplier=0.125,
-               keras_export=False)
+    cfg.update(repeats=2, calls=3, batches=1, batch_size=8, width_multiplier=0.125)
   result = dict(cfg, rows=[], skipped=[])
   with tempfile.TemporaryDirectory() as workdir:
     pairs = []
@@ -325,7 +317,8 @@ def main(argv):
         _usage_error(str(e))
     else:
       archs, result["skipped"] = available(_ARCHS.value)
-      pairs += [export_pair(*arch, cfg, workdir) for arch in archs]
+      for arch in archs:
+        pairs += export_pair(*arch, cfg, workdir)
     specs = [{"paths": paths, "input_shape": row["input_shape"]} for row, paths in pairs]
     lat = run_phase(specs, 1, cfg["calls"], cfg["threads_batch1"], cfg["repeats"], workdir)
     thr = run_phase(specs, cfg["batch_size"], cfg["batches"], cfg["threads_batch"],

@@ -20,9 +20,10 @@ def _check_row(row, stdout):
 
 def test_quick_output_is_well_formed(tmp_path):
   stdout, r = run_tool("bench_inference.py", [], tmp_path)
-  labels = [row["label"] for row in r["rows"]]
-  assert labels == ["VGG-16-A (L1-norm)", "ResNet-56-B (L1-norm)",
-                    "VGG-19 70% (Network Slimming)"]
+  labels = [(row["label"], row["format"]) for row in r["rows"]]
+  assert labels == [(arch, fmt) for arch in ("VGG-16-A (L1-norm)", "ResNet-56-B (L1-norm)",
+                                             "VGG-19 70% (Network Slimming)")
+                    for fmt in ("serving", "keras")]
   for row in r["rows"]:
     _check_row(row, stdout)
   assert (r["threads_batch1"], r["threads_batch"]) == (1, 0)
@@ -30,7 +31,7 @@ def test_quick_output_is_well_formed(tmp_path):
   assert "target: speedup >= 0.8 x FLOPs ratio" in stdout
   # The slimming stand-in keeps the early layers wide and empties the deep ones (a trained
   # slimming VGG-19's shape), unlike uniform random BN scales.
-  widths = r["rows"][2]["pruned_widths"]
+  widths = r["rows"][4]["pruned_widths"]
   assert min(widths[:4]) > 4 * max(widths[-4:])
 
 
@@ -54,6 +55,14 @@ def test_times_two_exported_savedmodels(tmp_path):
   assert row["params_full"] == flops.count(full).params
   assert row["params_pruned"] == flops.count(pruned).params
   assert row["params_pruned"] < row["params_full"]
+
+
+def test_bad_formats_is_one_line_exit_2():
+  proc = subprocess.run([sys.executable, f"{ROOT}/tools/bench_inference.py", "--formats=onnx"],
+                        capture_output=True, text=True, timeout=120, check=False)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "bench_inference.py: error: --formats takes one or both of serving, keras")
 
 
 def test_bad_savedmodels_is_one_line_exit_2(tmp_path):
