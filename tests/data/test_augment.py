@@ -23,20 +23,33 @@ def _find_window(out, padded, size):
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
-def test_pad_crop_flip_is_a_shifted_maybe_flipped_copy(shape):
-  image = np.random.default_rng(0).integers(1, 256, shape).astype(np.uint8)
-  padded = np.pad(image, [(4, 4), (4, 4), (0, 0)])
-  seen = set()
-  for i in range(40):
-    out = augment.pad_crop_flip(tf.constant(image), _seed(i)).numpy()
-    assert out.shape == shape
-    matches = _find_window(out, padded, shape[:2])
+def test_pad_crop_flip_batch_is_shifted_maybe_flipped_copies(shape):
+  images = np.random.default_rng(0).integers(1, 256, (40,) + shape).astype(np.uint8)
+  out = augment.pad_crop_flip_batch(tf.constant(images), _seed(3)).numpy()
+  assert out.shape == images.shape and out.dtype == np.uint8
+  seen = []
+  for image, got in zip(images, out):
+    matches = _find_window(got, np.pad(image, [(4, 4), (4, 4), (0, 0)]), shape[:2])
     assert len(matches) == 1, matches
-    seen.add(matches[0])
-    np.testing.assert_array_equal(out, augment.pad_crop_flip(tf.constant(image), _seed(i)).numpy())
+    seen.append(matches[0])
+  np.testing.assert_array_equal(out, augment.pad_crop_flip_batch(tf.constant(images), _seed(3)))
+  assert not np.array_equal(out, augment.pad_crop_flip_batch(tf.constant(images), _seed(4)))
   assert {m[2] for m in seen} == {False, True}
   offsets = {m[:2] for m in seen}
   assert len(offsets) > 15 and all(0 <= d <= 8 for o in offsets for d in o)
+
+
+def test_pad_crop_flip_batch_draws_uniform_offsets_and_fair_flips():
+  images = np.zeros((4000, 12, 12, 1), np.uint8)
+  images[:, 0, 0, 0] = 1  # a marker pixel: where it lands gives the offset and the flip
+  out = augment.pad_crop_flip_batch(tf.constant(images), _seed(5)).numpy()[..., 0]
+  found = out.reshape(len(out), -1).argmax(1)
+  present = out.reshape(len(out), -1).max(1) == 1
+  rows, cols = np.divmod(found[present], 12)
+  assert 0.2 < present.mean() < 0.35  # 5 x 5 of the 81 offsets keep the corner: 25/81 = 0.31
+  assert set(rows) == set(range(5))   # dy = 4 - row: every kept offset occurs
+  flipped = cols >= 7                 # the corner pixel lands on the right half when flipped
+  assert 0.45 < flipped.mean() < 0.55
 
 
 def test_normalize_per_channel():

@@ -24,7 +24,11 @@ def _check_limit(limit: int) -> int:
 
 
 def _preprocess_fn(info: datasets.DatasetInfo, train: bool, encoded: bool):
-  """Returns f(image, label, seed) -> (float32 normalized image, int32 label)."""
+  """Returns f(images, labels, seed) -> (float32 normalized images, int32 labels).
+
+  ImageNet: one example (a JPEG string or decoded image) per call, before batching. The fixed-size
+  families (cifar, mnist): one whole uint8 BATCH per call, after batching: the crop, flip and
+  normalization are a few ops per batch instead of per image (`augment.pad_crop_flip_batch`)."""
   size = info.input_shape[0]
 
   def fn(image, label, seed):
@@ -33,9 +37,11 @@ def _preprocess_fn(info: datasets.DatasetInfo, train: bool, encoded: bool):
         image = augment.imagenet_train(image, seed, size)
       else:
         image = augment.imagenet_eval(tf.io.decode_jpeg(image, channels=3) if encoded else image, size)
-    elif train:
-      image = augment.pad_crop_flip(image, seed, augment.PAD)
-    image = tf.ensure_shape(augment.normalize(image, info.mean, info.std), info.input_shape)
+      return (tf.ensure_shape(augment.normalize(image, info.mean, info.std), info.input_shape),
+              tf.cast(label, tf.int32))
+    if train:
+      image = augment.pad_crop_flip_batch(image, seed, augment.PAD)
+    image = tf.ensure_shape(augment.normalize(image, info.mean, info.std), (None,) + info.input_shape)
     return image, tf.cast(label, tf.int32)
 
   return fn
@@ -104,8 +110,9 @@ def from_arrays(images, labels, name: str, *, batch_size: int, seed: int, train:
 
 def _batched(ds, info, *, batch_size, seed, train, encoded, options, n, repeat=False,
              drop_remainder=False):
-  """Shuffle (train; the whole split of `n` examples unless the dataset sets a window), per-example
-  seeded preprocessing, batch, prefetch."""
+  """Shuffle (train; the whole split of `n` examples unless the dataset sets a window), seeded
+  preprocessing (per example before batching for ImageNet, per batch after it otherwise), batch,
+  prefetch."""
   if train:
     ds = ds.shuffle(info.shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -114,10 +121,14 @@ def _batched(ds, info, *, batch_size, seed, train, encoded, options, n, repeat=F
   if repeat:
     ds = ds.repeat()
   fn = _preprocess_fn(info, train, encoded)
+  per_example = info.family == "imagenet"
+  if not per_example:
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
   ds = tf.data.Dataset.zip((ds, seeds)).map(lambda example, s: fn(example[0], example[1], s),
                                             num_parallel_calls=AUTOTUNE, deterministic=True)
-  ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
-  return ds.with_options(options)
+  if per_example:
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+  return ds.prefetch(AUTOTUNE).with_options(options)
 
 
 def _options() -> tf.data.Options:
