@@ -19,11 +19,11 @@ def _check_row(row, stdout):
 
 
 def test_quick_output_is_well_formed(tmp_path):
-  stdout, r = run_tool("bench_inference.py", [], tmp_path)
+  # The Keras format is timed by test_times_two_exported_savedmodels (its export is slow to write).
+  stdout, r = run_tool("bench_inference.py", ["--formats=serving"], tmp_path)
   labels = [(row["label"], row["format"]) for row in r["rows"]]
-  assert labels == [(arch, fmt) for arch in ("VGG-16-A (L1-norm)", "ResNet-56-B (L1-norm)",
-                                             "VGG-19 70% (Network Slimming)")
-                    for fmt in ("serving", "keras")]
+  assert labels == [(arch, "serving") for arch in ("VGG-16-A (L1-norm)", "ResNet-56-B (L1-norm)",
+                                                   "VGG-19 70% (Network Slimming)")]
   for row in r["rows"]:
     _check_row(row, stdout)
   assert (r["threads_batch1"], r["threads_batch"]) == (1, 0)
@@ -31,7 +31,7 @@ def test_quick_output_is_well_formed(tmp_path):
   assert "target: speedup >= 0.8 x FLOPs ratio" in stdout
   # The slimming stand-in keeps the early layers wide and empties the deep ones (a trained
   # slimming VGG-19's shape), unlike uniform random BN scales.
-  widths = r["rows"][4]["pruned_widths"]
+  widths = r["rows"][2]["pruned_widths"]
   assert min(widths[:4]) > 4 * max(widths[-4:])
 
 
