@@ -36,6 +36,13 @@ def test_load_refuses_a_directory_that_is_not_an_export(tmp_path):
     export.load(str(tmp_path))
 
 
+def test_load_refuses_an_inference_only_export(tmp_path):
+  from tests.helpers import residual_net
+  export.export_serving(residual_net(), str(tmp_path / "serving"), np.zeros((2, 8, 8, 3), "float32"))
+  with pytest.raises(UsageError, match="inference-only SavedModel"):
+    export.load(str(tmp_path / "serving"))
+
+
 def test_mixed_precision_model_exports_as_float32(tmp_path):
   import tf_keras as keras
   keras.mixed_precision.set_global_policy("mixed_bfloat16")

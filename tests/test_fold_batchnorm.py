@@ -40,6 +40,17 @@ def test_folded_model_computes_the_same_function(name, m):
     assert isinstance(folded.get_layer(bn), L.Activation)
 
 
+def test_depthwise_with_a_channel_multiplier_is_folded():
+  inputs = keras.Input((8, 8, 3))
+  x = L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw")(inputs)
+  x = L.BatchNormalization(name="bn")(x)
+  model = randomize(keras.Model(inputs, L.Conv2D(4, 1, name="pw")(x)))
+  assert foldable_pairs(model) == {"bn": "dw"}
+  x = np.random.default_rng(4).normal(size=(2, 8, 8, 3)).astype(np.float32)
+  np.testing.assert_allclose(fold_batchnorm(model)(x).numpy(), model(x, training=False).numpy(),
+                             rtol=1e-4, atol=1e-4)
+
+
 def test_bn_after_a_shared_output_or_an_add_is_left():
   inputs = keras.Input((8, 8, 3))
   a = L.Conv2D(4, 3, padding="same", name="a")(inputs)

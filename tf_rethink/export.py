@@ -112,12 +112,17 @@ def _save_verified(model, path, sample, save, reloaded_outputs, atol) -> dict:
 
 
 def load(path: str):
-  """Loads an exported model for inference; a clear error when `path` is not one."""
+  """Loads a Keras export (`export_and_verify`) for inference; a clear error when `path` is not
+  one (an inference-only `export_serving` directory has no Keras model to load)."""
   import tf_keras as keras
   if not os.path.exists(os.path.join(path, "saved_model.pb")):
     raise UsageError(f"{path} is not an exported SavedModel (no saved_model.pb); pass the "
                      "workdir's export/<regime> directory")
-  return keras.models.load_model(path, compile=False)
+  model = keras.models.load_model(path, compile=False)
+  if not isinstance(model, keras.Model):
+    raise UsageError(f"{path} is an inference-only SavedModel (export/serving/...), not a Keras "
+                     "model; pass the workdir's export/<regime> directory")
+  return model
 
 
 def gzip_size(path: str) -> int:

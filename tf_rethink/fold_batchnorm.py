@@ -7,8 +7,9 @@ less over every activation and fewer variables, which is what an exported model 
 (`export.export_serving`). Training-mode BN (batch statistics) cannot be folded: the result is for
 inference only.
 
-Folded: a `Conv2D` (any groups: its output channels are the BN's) or `Dense` whose output goes
-only to a `BatchNormalization` over the last axis. Anything else (BN after an add or a
+Folded: a `Conv2D` (any groups: its output channels are the BN's), `DepthwiseConv2D` (output
+channel i * multiplier + j scales kernel[..., i, j]) or `Dense` whose output goes only to a
+`BatchNormalization` over the last axis. Anything else (BN after an add or a
 concatenation, BN over another axis, layers shared between calls) is left as it is.
 """
 from typing import Dict
@@ -17,6 +18,9 @@ import numpy as np
 
 import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
 import tf_keras as keras
+
+
+_FOLDABLE = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 
 
 def foldable_pairs(model) -> Dict[str, str]:
@@ -31,7 +35,7 @@ def foldable_pairs(model) -> Dict[str, str]:
     if axis is None or axis % rank != rank - 1:
       continue
     producer = layer._inbound_nodes[0].inbound_layers
-    if (isinstance(producer, (keras.layers.Conv2D, keras.layers.Dense))
+    if (isinstance(producer, _FOLDABLE)
         and not isinstance(producer, keras.layers.Conv2DTranspose)
         and len(producer._inbound_nodes) == 1 and len(producer._outbound_nodes) == 1):
       pairs[layer.name] = producer.name
@@ -65,7 +69,8 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
 
 
 def _folded_weights(producer, bn):
-  """[kernel * s, (bias - mean) * s + beta] with s = gamma / sqrt(var + eps) per out channel."""
+  """[kernel * s, (bias - mean) * s + beta] with s = gamma / sqrt(var + eps) per out channel
+  (a depthwise kernel [kh, kw, in, multiplier] holds out channel i * multiplier + j at [.., i, j])."""
   weights = producer.get_weights()
   kernel = weights[0].astype(np.float64)
   bias = weights[1].astype(np.float64) if producer.use_bias else np.zeros(kernel.shape[-1])
@@ -74,4 +79,7 @@ def _folded_weights(producer, bn):
   beta = stats.get("beta", np.zeros_like(stats["moving_mean"]))
   scale = gamma / np.sqrt(stats["moving_variance"] + bn.epsilon)
   dtype = weights[0].dtype
-  return [(kernel * scale).astype(dtype), ((bias - stats["moving_mean"]) * scale + beta).astype(dtype)]
+  kernel_scale = scale.reshape(kernel.shape[-2:]) if isinstance(
+      producer, keras.layers.DepthwiseConv2D) else scale
+  return [(kernel * kernel_scale).astype(dtype),
+          ((bias - stats["moving_mean"]) * scale + beta).astype(dtype)]

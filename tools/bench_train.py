@@ -7,7 +7,7 @@ r"""Training throughput of tf_rethink's trainer vs plain `model.fit` vs PyTorch,
 Every contestant trains the same architecture (a registered CIFAR model, 32x32x3 inputs, 10
 classes) in ITS OWN worker process (started by this one, which never imports TensorFlow): one
 framework's runtime never slows another's (measured: a PyTorch model trained in a process where a
-tf.distribute model had trained ran 35-45% slower than in a fresh one), and each contestant has
+tf.distribute model had trained ran 20-40% slower than in a fresh one), and each contestant has
 its own thread pools and memory peak. Repetitions are interleaved (A B C A B C ...) with a short
 pause between them (`--pause_s`, so that spinning OpenMP / Eigen threads of the last contestant
 have gone to sleep), so a load from other processes hits all alike; the table gives the median
