@@ -51,6 +51,16 @@ def test_depthwise_with_a_channel_multiplier_is_folded():
                              rtol=1e-4, atol=1e-4)
 
 
+def test_bn_without_scale_or_center_is_folded():
+  inputs = keras.Input((6,))
+  x = L.BatchNormalization(scale=False, center=False, name="bn")(L.Dense(5, name="dense")(inputs))
+  model = randomize(keras.Model(inputs, x))
+  assert foldable_pairs(model) == {"bn": "dense"}
+  x = np.random.default_rng(5).normal(size=(3, 6)).astype(np.float32)
+  np.testing.assert_allclose(fold_batchnorm(model)(x).numpy(), model(x, training=False).numpy(),
+                             rtol=1e-4, atol=1e-4)
+
+
 def test_bn_after_a_shared_output_or_an_add_is_left():
   inputs = keras.Input((8, 8, 3))
   a = L.Conv2D(4, 3, padding="same", name="a")(inputs)

@@ -24,7 +24,7 @@ _FOLDABLE = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Den
 
 
 def foldable_pairs(model) -> Dict[str, str]:
-  """BN layer name -> the name of the Conv2D/Dense layer folded into it."""
+  """BN layer name -> the name of the Conv2D / DepthwiseConv2D / Dense layer folded into it."""
   pairs = {}
   for layer in model.layers:
     if not isinstance(layer, keras.layers.BatchNormalization) or len(layer._inbound_nodes) != 1:
@@ -74,12 +74,12 @@ def _folded_weights(producer, bn):
   weights = producer.get_weights()
   kernel = weights[0].astype(np.float64)
   bias = weights[1].astype(np.float64) if producer.use_bias else np.zeros(kernel.shape[-1])
-  stats = {w.name.split("/")[-1].split(":")[0]: w.numpy().astype(np.float64) for w in bn.weights}
-  gamma = stats.get("gamma", np.ones_like(stats["moving_mean"]))
-  beta = stats.get("beta", np.zeros_like(stats["moving_mean"]))
-  scale = gamma / np.sqrt(stats["moving_variance"] + bn.epsilon)
+  mean = bn.moving_mean.numpy().astype(np.float64)
+  gamma = bn.gamma.numpy().astype(np.float64) if bn.scale else np.ones_like(mean)
+  beta = bn.beta.numpy().astype(np.float64) if bn.center else np.zeros_like(mean)
+  scale = gamma / np.sqrt(bn.moving_variance.numpy().astype(np.float64) + bn.epsilon)
   dtype = weights[0].dtype
   kernel_scale = scale.reshape(kernel.shape[-2:]) if isinstance(
       producer, keras.layers.DepthwiseConv2D) else scale
   return [(kernel * kernel_scale).astype(dtype),
-          ((bias - stats["moving_mean"]) * scale + beta).astype(dtype)]
+          ((bias - mean) * scale + beta).astype(dtype)]

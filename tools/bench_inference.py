@@ -221,11 +221,11 @@ def run_phase(pairs, batch, calls, threads, repeats, workdir):
   """Runs `time_phase` in a child process with `threads` intra-op threads."""
   spec_path = os.path.join(workdir, f"timing_b{batch}.json")
   with open(spec_path, "w") as f:
-    json.dump({"pairs": pairs, "batch": batch, "calls": calls, "repeats": repeats}, f)
+    json.dump({"pairs": pairs, "batch": batch, "calls": calls, "repeats": repeats,
+               "threads": threads}, f)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  proc = subprocess.run([sys.executable, os.path.abspath(__file__), f"--timing_spec={spec_path}",
-                         f"--threads_batch1={threads}"], env=env, capture_output=True, text=True,
-                        check=False)
+  proc = subprocess.run([sys.executable, os.path.abspath(__file__), f"--timing_spec={spec_path}"],
+                        env=env, capture_output=True, text=True, check=False)
   if proc.returncode != 0:
     raise RuntimeError(f"the batch-{batch} timing process failed:\n{proc.stderr[-3000:]}")
   with open(spec_path + ".out") as f:
@@ -275,10 +275,10 @@ def format_rows(result) -> str:
 
 def timing_child(spec_path):
   import tensorflow as tf
-  if _THREADS_1.value:
-    tf.config.threading.set_intra_op_parallelism_threads(_THREADS_1.value)
   with open(spec_path) as f:
     spec = json.load(f)
+  if spec["threads"]:
+    tf.config.threading.set_intra_op_parallelism_threads(spec["threads"])
   result = time_phase(spec)
   with open(spec_path + ".out", "w") as f:
     json.dump(result, f)

@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 from absl import app
 from absl import flags
@@ -201,7 +202,7 @@ class TorchContestant:
     if spec["threads"]:
       torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
-    widths = _widths(spec)
+    widths = spec["widths"]
     model = torch_models.build(spec["model"], widths, width_multiplier=spec["width_multiplier"])
     (h, w, c), bs = spec["shape"], spec["batch_size"]
     self.batches = [(torch.randn(bs, c, h, w), torch.randint(0, spec["classes"], (bs,)))
@@ -239,10 +240,6 @@ class TorchContestant:
     return (steps - 1) * self.batch_size / (time.perf_counter() - t0)
 
 
-def _widths(spec):
-  return spec["widths"]
-
-
 def describe(model, width_multiplier):
   """The model's scaled width list (needs TensorFlow: a worker asks, so the parent never loads
   it and the torch workers need not)."""
@@ -267,7 +264,7 @@ def build_keras_contestant(spec):
   ds = synthetic_pipeline(images, labels, bs)
 
   def build():
-    return MODELS.get(spec["model"]).build(_widths(spec), input_shape=shape,
+    return MODELS.get(spec["model"]).build(spec["widths"], input_shape=shape,
                                            num_classes=spec["classes"],
                                            width_multiplier=spec["width_multiplier"])
 
@@ -293,9 +290,9 @@ def _reply(**fields):
 def worker_main():
   """Serves one contestant: spec line in, then {"run": steps} -> {"img_per_s"}, {"exit"}."""
   spec = json.loads(sys.stdin.readline())
-  if spec["kind"] == "dataset_copies":
-    _reply(result=dataset_copies(spec["examples"], spec["batch_size"]),
-           widths=describe(spec["model"], spec["width_multiplier"]))
+  if spec["kind"] == "probe":  # before the contestants: their widths, the data-copy measurement
+    _reply(widths=describe(spec["model"], spec["width_multiplier"]),
+           dataset_copies=dataset_copies(spec["examples"], spec["batch_size"]))
     return
   if spec["kind"] in TORCH_KINDS:
     contestant = TorchContestant(spec)
@@ -385,12 +382,12 @@ def contestant_specs(cfg, widths):
 def run_bench(cfg) -> dict:
   """Data-copy measurement, then warm-up and `repeats` interleaved rounds; returns the results."""
   with tempfile.TemporaryDirectory() as log_dir:
-    probe = Worker("dataset_copies", {"kind": "dataset_copies", "examples": cfg["memory_examples"],
+    probe = Worker("probe", {"kind": "probe", "examples": cfg["memory_examples"],
                                       "batch_size": cfg["batch_size"], "model": cfg["model"],
                                       "width_multiplier": cfg["width_multiplier"]}, log_dir)
     answer = probe.receive()
     probe.proc.wait()
-    copies = answer["result"] if cfg["memory_examples"] else None
+    copies = answer["dataset_copies"]
     workers = [Worker(name, spec, log_dir) for name, spec in contestant_specs(cfg, answer["widths"])]
     ready = {w.name: w.receive() for w in workers}  # they warm up in parallel; not timed
     rates = {w.name: [] for w in workers}
@@ -481,15 +478,10 @@ def config_from_flags() -> dict:
   cfg["warmup_steps"] = max(2, cfg["steps"] // 4)
   for settings in [speed] + [{**speed, **parse_settings(t)} for t in cfg["compare"]]:
     try:
-      config_lib.check_speed_settings(_Namespace(settings))
+      config_lib.check_speed_settings(types.SimpleNamespace(**settings))
     except config_lib.UsageError as e:
       raise app.UsageError(str(e)) from None
   return cfg
-
-
-class _Namespace:
-  def __init__(self, fields):
-    self.__dict__.update(fields)
 
 
 def main(argv):

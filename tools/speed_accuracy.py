@@ -73,13 +73,13 @@ def run_setting(setting: dict, cfg: dict, workdir: str) -> dict:
     raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
   with open(os.path.join(workdir, "results_summary.json")) as f:
     summary = json.load(f)["regimes"]["baseline"]
-  epoch_times, examples = [], None
+  epoch_times = []
   for seed in summary["seeds"]:
     with open(os.path.join(workdir, f"seed_{seed}", "baseline", "train_result.json")) as f:
       times = json.load(f)["history"]["epoch_time"]
     epoch_times += times[1:] or times
-    with open(os.path.join(workdir, f"seed_{seed}", "config.json")) as f:
-      examples = examples or _train_examples(json.load(f))
+  with open(os.path.join(workdir, f"seed_{summary['seeds'][0]}", "config.json")) as f:
+    examples = _train_examples(json.load(f))  # the seeds share the data settings
   epoch_s = statistics.median(epoch_times)
   return {"setting": ",".join(f"{k}={v}" for k, v in setting.items()) or "(defaults)",
           "test_accuracy": summary["test_accuracy"], "best_test_accuracy":
