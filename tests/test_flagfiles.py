@@ -2,7 +2,7 @@
 when someone runs the command)."""
 import os
 
-from tf_rethink import tables
+from tf_rethink.study import tables
 from tf_rethink.models import MODELS
 from tf_rethink.pruning import METHODS
 

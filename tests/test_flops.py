@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tf_rethink import flops
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models import MODELS
 import tf_keras as keras
 

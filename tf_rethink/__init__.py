@@ -6,7 +6,12 @@ the package imports Keras as `import tf_keras as keras`.
 
 Public API (lazy: `import tf_rethink` itself does not import TensorFlow):
 `tf_rethink.prune(model, method="l1_norm", ratio=0.3) -> (small, plan)`,
-`tf_rethink.apply_plan(model, plan)`, `tf_rethink.channel_groups(model)` (see `tf_rethink.api`).
+`tf_rethink.apply_plan(model, plan)`, `tf_rethink.channel_groups(model)` (see `tf_rethink.api`);
+`tf_rethink.UsageError`, what every user mistake raises (one line: what was wrong, how to fix it).
+
+Layout: `util/` (TensorFlow-free leaves), `data/`, `models/` (the zoo and its registry),
+`pruning/` (the engine and the methods), `train/` (trainer and regimes), `export/`, `run/` (the
+command line and one experiment's wiring), `study/` (paper tables, architecture search).
 """
 import os
 
@@ -14,6 +19,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+from tf_rethink.util.errors import UsageError  # noqa: E402  (TensorFlow-free)
 
 _API = ("prune", "apply_plan", "channel_groups")
 

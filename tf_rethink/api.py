@@ -18,7 +18,7 @@ from typing import Optional, Tuple, Union
 import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
 import tf_keras as keras
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.pruning import METHODS, coupling, surgery
 from tf_rethink.pruning.base import PrunePlan
 

@@ -30,7 +30,7 @@ import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models.channel_gather import ChannelGather
 from tf_rethink.models.layers import (InlineAveragePooling2D, InlineGlobalAveragePooling2D,
                                       OptionAShortcut)

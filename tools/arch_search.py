@@ -15,8 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from tf_rethink import main as main_lib  # noqa: E402  (defines the experiment flags)
-from tf_rethink.errors import UsageError  # noqa: E402
+from tf_rethink.run import main as main_lib  # noqa: E402  (defines the experiment flags)
+from tf_rethink.util.errors import UsageError  # noqa: E402
 
 flags.DEFINE_list("arch_ratios", ["0.3", "0.5", "0.7"], "Prune ratios of the source method "
                   "(Network Slimming: global channel ratio; magnitude: weight sparsity).")
@@ -29,25 +29,14 @@ flags.DEFINE_enum("arch_metric", "best", ["best", "final"], "Accuracy plotted: b
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-  main_lib.logging.set_verbosity(main_lib.logging.ERROR)
-  main_lib.quiet.import_tensorflow().get_logger().setLevel("ERROR")
-  if len(argv) > 1:
-    main_lib._fail(f"unexpected arguments {argv[1:]}; every setting is a --flag")  # pylint: disable=protected-access
+def _search(config):
+  from tf_rethink.study import arch_search  # pylint: disable=import-outside-toplevel
   try:
-    config = main_lib._config_from_flags()  # pylint: disable=protected-access
-    from tf_rethink.train import speed  # pylint: disable=import-outside-toplevel
-    speed.set_threads(speed.from_config(config), restart=True)
-    from tf_rethink import arch_search  # pylint: disable=import-outside-toplevel
-    try:
-      ratios = [float(r) for r in FLAGS.arch_ratios]
-    except ValueError:
-      raise UsageError(f"--arch_ratios={FLAGS.arch_ratios} must be numbers, e.g. 0.3,0.5") from None
-    search = arch_search.Search(config, ratios, FLAGS.arch_kinds, FLAGS.transfer_from)
-    search.run(FLAGS.arch_metric)
-  except UsageError as e:
-    main_lib._fail(str(e))  # pylint: disable=protected-access
+    ratios = [float(r) for r in FLAGS.arch_ratios]
+  except ValueError:
+    raise UsageError(f"--arch_ratios={FLAGS.arch_ratios} must be numbers, e.g. 0.3,0.5") from None
+  arch_search.Search(config, ratios, FLAGS.arch_kinds, FLAGS.transfer_from).run(FLAGS.arch_metric)
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=main_lib._parse)  # pylint: disable=protected-access
+  app.run(main_lib.entry(_search), flags_parser=main_lib.parse_flags)

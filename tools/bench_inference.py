@@ -49,7 +49,7 @@ from absl import logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tf_rethink  # noqa: E402,F401  (selects tf_keras before TensorFlow is imported)
-from tf_rethink import errors  # noqa: E402
+from tf_rethink.util import errors  # noqa: E402
 
 # (label, model, method, constructor kwargs); the paper's predefined pruned architectures.
 ARCHITECTURES = (
@@ -296,7 +296,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   if _TIMING_SPEC.value:
     return timing_child(_TIMING_SPEC.value)
-  from tf_rethink import quiet  # pylint: disable=import-outside-toplevel
+  from tf_rethink.util import quiet  # pylint: disable=import-outside-toplevel
   quiet.import_tensorflow().get_logger().setLevel("ERROR")
   if _SAVEDMODELS.value and len(_SAVEDMODELS.value) != 2:
     _usage_error("--savedmodels takes two paths: --savedmodels=FULL_DIR,PRUNED_DIR")

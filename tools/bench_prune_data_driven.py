@@ -96,7 +96,7 @@ def _row(method, variant, model_name, *, quick, images, train_batch, train_steps
 
 def main(argv):
   del argv
-  from tf_rethink import quiet  # pylint: disable=import-outside-toplevel
+  from tf_rethink.util import quiet  # pylint: disable=import-outside-toplevel
   quiet.import_tensorflow()
   quick = _QUICK.value
   rows = []

@@ -56,7 +56,7 @@ from absl import logging
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(TOOLS))
 sys.path.insert(0, TOOLS)
-from tf_rethink import config as config_lib  # noqa: E402  (TensorFlow-free)
+from tf_rethink.run import config as config_lib  # noqa: E402  (TensorFlow-free)
 
 _D = config_lib.Config()
 TORCH_KINDS = ("torch", "torch_cl", "torch_cl_bf16")

@@ -9,7 +9,6 @@ four source files and of the array contents, so a rebuild can be checked against
 import hashlib
 import os
 import sys
-import tempfile
 
 from absl import app
 from absl import flags
@@ -19,6 +18,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tf_rethink.data import embedded
 from tf_rethink.data import idx
+from tf_rethink.util import fs
 
 _IDX_DIR = flags.DEFINE_string("idx_dir", idx.DEFAULT_IDX_DIR, "directory of the Fashion-MNIST IDX files")
 _OUTPUT = flags.DEFINE_string("output", embedded.PATH, "where to write the npz")
@@ -49,21 +49,9 @@ def build_arrays(idx_dir: str) -> dict:
 
 
 def write_atomically(arrays: dict, output: str) -> None:
-  """Writes to a temporary file in the target directory, then os.replace (never a partial file)."""
-  directory = os.path.dirname(os.path.abspath(output))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez_compressed(f, **arrays)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a shipped file must be readable
-    os.replace(tmp, output)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  """Writes the npz through `fs.atomic_path` (never a partial file)."""
+  with fs.atomic_path(output) as tmp:
+    np.savez_compressed(tmp, **arrays)
 
 
 def main(argv):

@@ -14,7 +14,7 @@ from absl import flags
 # Runnable from a source checkout without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tf_rethink import export as export_lib  # noqa: E402
-from tf_rethink.errors import UsageError  # noqa: E402
+from tf_rethink.util.errors import UsageError  # noqa: E402
 
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An exported SavedModel directory.")
 _OUTPUT = flags.DEFINE_string("output", None, "Where to write the .tflite file (default: "

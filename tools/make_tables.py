@@ -15,8 +15,8 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tf_rethink import paper_numbers  # noqa: E402
-from tf_rethink import tables  # noqa: E402
+from tf_rethink.study import paper_numbers  # noqa: E402
+from tf_rethink.study import tables  # noqa: E402
 
 flags.DEFINE_list("runs", ["runs"], "Directories searched (recursively) for run records "
                   "(config.json + results.json).")

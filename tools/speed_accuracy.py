@@ -31,7 +31,7 @@ from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from tf_rethink import config as config_lib  # noqa: E402  (TensorFlow-free)
+from tf_rethink.run import config as config_lib  # noqa: E402  (TensorFlow-free)
 
 DEFAULT_SETTINGS = ["mixed_precision=off", "", "mixed_precision=off,steps_per_execution=4",
                     "mixed_precision=off,intra_op_threads=1", "mixed_precision=off,inter_op_threads=1"]

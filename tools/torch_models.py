@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from tf_rethink.widths import scale_width
+from tf_rethink.util.widths import scale_width
 
 
 def _bn(c):

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tf_rethink import data
-from tf_rethink import errors
+from tf_rethink.util import errors
 from tf_rethink.data import augment
 from tf_rethink.data import embedded
 from tf_rethink.data import tfds_source

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tf_rethink import data
-from tf_rethink import errors
+from tf_rethink.util import errors
 from tf_rethink.data import idx
 
 _HAS_IDX = all(idx.has_split(idx.DEFAULT_IDX_DIR, s) for s in ("train", "test"))

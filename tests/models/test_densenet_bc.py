@@ -7,7 +7,7 @@ import pytest
 import tf_keras as keras
 
 from tf_rethink import flops
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models import MODELS
 from tf_rethink.pruning import METHODS
 from tf_rethink.pruning.magnitude import sparsity_report

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models import MODELS, ModelSpec, scale_widths
 import tf_keras as keras
 

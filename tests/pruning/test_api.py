@@ -8,7 +8,7 @@ import pytest
 import tf_rethink
 
 from tests import helpers
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.pruning import PrunePlan
 
 X8 = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)

@@ -1,7 +1,7 @@
 """PrunePlan: normalization, widths, JSON round trip, validation; Pruner option checks."""
 import pytest
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.pruning import METHODS, PrunePlan, Pruner
 
 

@@ -8,7 +8,7 @@ import tf_keras as keras
 
 from tests import helpers
 from tests.pruning import prune_checks
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models.layers import OptionAShortcut
 from tf_rethink.pruning import PrunePlan, coupling, surgery
 

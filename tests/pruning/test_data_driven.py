@@ -13,7 +13,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tests.helpers import randomize
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models.channel_gather import ChannelGather
 from tf_rethink.pruning import METHODS, PrunePlan, surgery
 from tf_rethink.pruning import data_driven

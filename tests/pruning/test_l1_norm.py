@@ -5,7 +5,7 @@ import pytest
 import tf_rethink  # noqa: F401
 
 from tests import helpers
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models import MODELS
 from tf_rethink.pruning import METHODS, PrunePlan, surgery
 from tf_rethink.pruning.l1_norm import L1NormPruner

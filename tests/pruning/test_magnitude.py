@@ -13,7 +13,7 @@ import tf_keras as keras
 from tests.helpers import randomize, vgg_like
 from tf_rethink import export as export_lib
 from tf_rethink import flops
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.pruning import METHODS, masks
 from tf_rethink.pruning.magnitude import sparsity_report
 from tf_rethink.train import regimes

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.pruning import scores, select
 
 

@@ -6,7 +6,7 @@ import tf_rethink  # noqa: F401
 import tf_keras as keras
 
 from tests import helpers
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models.layers import OptionAShortcut
 from tf_rethink.pruning import PrunePlan, groups, surgery
 

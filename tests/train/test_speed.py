@@ -8,8 +8,8 @@ import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_rethink.config import SPEED_FIELDS, Config, parse_speed_settings
-from tf_rethink.errors import UsageError
+from tf_rethink.run.config import SPEED_FIELDS, Config, parse_speed_settings
+from tf_rethink.util.errors import UsageError
 from tf_rethink.train import speed
 from tf_rethink.train.strategy import make_strategy
 from tf_rethink.train.trainer import TrainSpec, compile_model, train
@@ -136,7 +136,7 @@ def test_threads_are_applied_after_main_started_tensorflow():
   """main.py starts TensorFlow at import; set_threads(restart=True) still resizes the pools."""
   import subprocess
   import sys
-  code = ("from tf_rethink import quiet; tf = quiet.import_tensorflow()\n"
+  code = ("from tf_rethink.util import quiet; tf = quiet.import_tensorflow()\n"
           "from tf_rethink.train import speed\n"
           "s = speed.SpeedSettings(intra_op_threads=1, inter_op_threads=1)\n"
           "try:\n  speed.set_threads(s)\nexcept Exception as e:\n  print(type(e).__name__)\n"

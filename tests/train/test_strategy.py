@@ -4,7 +4,7 @@ import pytest
 import tf_rethink  # noqa: F401
 import tensorflow as tf
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.train.strategy import STRATEGIES, make_strategy
 
 

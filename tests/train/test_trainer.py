@@ -10,7 +10,7 @@ import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.train.strategy import make_strategy
 from tf_rethink.train.trainer import TrainSpec, train
 from tests.helpers import tiny_convnet, tiny_dataset

@@ -9,12 +9,12 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-from tf_rethink import errors
+from tf_rethink.util import errors
 from tf_rethink.data import augment
 from tf_rethink.data import embedded
 from tf_rethink.data import idx
 from tf_rethink.data import tfds_source
-from tf_rethink.registry import Registry
+from tf_rethink.util.registry import Registry
 
 SPLITS = ("train", "test")
 

@@ -11,7 +11,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from tf_rethink import errors
+from tf_rethink.util import errors
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "embedded_fashion_mnist.npz")
 SEED = 20190506  # fixed: the subset must be the same on every build

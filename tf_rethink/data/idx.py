@@ -9,7 +9,7 @@ from typing import Tuple
 
 import numpy as np
 
-from tf_rethink import errors
+from tf_rethink.util import errors
 
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 FILES = {

@@ -3,7 +3,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from tf_rethink import errors
+from tf_rethink.util import errors
 from tf_rethink.data import augment
 from tf_rethink.data import datasets
 

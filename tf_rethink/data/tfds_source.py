@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from absl import logging
 
-from tf_rethink import errors
+from tf_rethink.util import errors
 
 IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 

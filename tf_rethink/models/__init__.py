@@ -16,47 +16,11 @@ Width-list formats (`ModelSpec.default_widths()`, the reference `cfg`):
 that are not in the list (stem and stage widths of ResNets, fc widths of VGGs); an explicit
 `widths` list is used as given (so a pruned small model is `build(pruned, width_multiplier=m)`).
 """
-import dataclasses
-from typing import Callable
+from tf_rethink.models.registry import MODELS, ModelSpec
+from tf_rethink.util.widths import scale_width, scale_widths  # noqa: F401  (re-exported)
 
-import tf_rethink  # noqa: F401
-import tf_keras as keras
+# Importing a builder module registers its models.
+from tf_rethink.models import resnet_cifar, resnet_imagenet, vgg  # noqa: E402,F401
+from tf_rethink.models import pruned_imagenet, slimming, densenet_bc  # noqa: E402,F401
 
-from tf_rethink.errors import UsageError
-from tf_rethink.registry import Registry
-from tf_rethink.widths import scale_width, scale_widths  # noqa: F401  (re-exported)
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-  """A registered architecture.
-
-  Attributes:
-    name: registry key (`--model` value).
-    family: "cifar" or "imagenet" (default input sizes, Scratch-B cap).
-    default_widths: returns a fresh copy of the reference cfg (format: module docstring).
-    builder: builder(widths, *, input_shape, num_classes, width_multiplier=1.0, **kw) -> Model.
-  """
-  name: str
-  family: str
-  default_widths: Callable[[], list]
-  builder: Callable[..., keras.Model]
-
-  def build(self, widths=None, *, input_shape, num_classes, width_multiplier=1.0, **kwargs):
-    """Builds the functional model; widths=None means the default cfg scaled by the multiplier."""
-    if width_multiplier <= 0:
-      raise UsageError(f"width_multiplier must be > 0, got {width_multiplier}")
-    if widths is None:
-      widths = scale_widths(self.default_widths(), width_multiplier)
-    else:
-      widths = list(widths)
-    return self.builder(widths, input_shape=tuple(input_shape), num_classes=int(num_classes),
-                        width_multiplier=width_multiplier, **kwargs)
-
-
-MODELS: Registry[ModelSpec] = Registry("model")
-
-from tf_rethink.models import resnet_cifar, resnet_imagenet, vgg  # noqa: E402,F401  (registers)
-from tf_rethink.models import pruned_imagenet  # noqa: E402,F401  (registers)
-from tf_rethink.models import slimming  # noqa: E402,F401  (registers)
-from tf_rethink.models import densenet_bc  # noqa: E402,F401  (registers)
+__all__ = ["MODELS", "ModelSpec", "scale_width", "scale_widths"]

@@ -35,8 +35,9 @@ names; the paper's numbers may come from the 4.07 M network.
 import tf_rethink  # noqa: F401
 import tf_keras as keras
 
-from tf_rethink.errors import UsageError
-from tf_rethink.models import MODELS, ModelSpec, scale_width
+from tf_rethink.util.errors import UsageError
+from tf_rethink.models.registry import MODELS, ModelSpec
+from tf_rethink.util.widths import scale_width
 from tf_rethink.models.layers import InlineAveragePooling2D, he_fan_out, torch_linear_initializers
 from tf_rethink.models.resnet_cifar import bn
 

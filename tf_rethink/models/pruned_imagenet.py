@@ -13,8 +13,8 @@ Both register in MODELS; width lists and layer names follow `vgg16_imagenet` / `
 import tf_rethink  # noqa: F401
 import tf_keras as keras
 
-from tf_rethink.models import MODELS, ModelSpec
-from tf_rethink.models import resnet_imagenet
+from tf_rethink.models.registry import MODELS, ModelSpec
+from tf_rethink.models import resnet_imagenet  # noqa: F401
 from tf_rethink.models.vgg import _check_cfg, _dense_init, _features
 
 VGG16_GAP_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",

@@ -15,8 +15,9 @@ BN gamma 1 / beta 0, Linear PyTorch default U(+-1/sqrt(fan_in)) for weight and b
 import tf_rethink  # noqa: F401
 import tf_keras as keras
 
-from tf_rethink.errors import UsageError
-from tf_rethink.models import MODELS, ModelSpec, scale_width
+from tf_rethink.util.errors import UsageError
+from tf_rethink.models.registry import MODELS, ModelSpec
+from tf_rethink.util.widths import scale_width
 from tf_rethink.models.layers import OptionAShortcut, he_fan_out, torch_linear_initializers
 
 DEPTHS = (20, 32, 56, 110)

@@ -21,8 +21,9 @@ Init (spec 3.3): conv N(0, 2/(k*k*C_out)), BN gamma 1 / beta 0, Linear PyTorch d
 import tf_rethink  # noqa: F401
 import tf_keras as keras
 
-from tf_rethink.errors import UsageError
-from tf_rethink.models import MODELS, ModelSpec, scale_width
+from tf_rethink.util.errors import UsageError
+from tf_rethink.models.registry import MODELS, ModelSpec
+from tf_rethink.util.widths import scale_width
 from tf_rethink.models.channel_gather import ChannelGather
 from tf_rethink.models.layers import he_fan_out, torch_linear_initializers
 

@@ -18,8 +18,9 @@ import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_rethink.errors import UsageError
-from tf_rethink.models import MODELS, ModelSpec, scale_width
+from tf_rethink.util.errors import UsageError
+from tf_rethink.models.registry import MODELS, ModelSpec
+from tf_rethink.util.widths import scale_width
 from tf_rethink.models.channel_gather import ChannelGather
 from tf_rethink.models.layers import (InlineAveragePooling2D, InlineGlobalAveragePooling2D,
                                       he_fan_out, torch_linear_initializers)

@@ -17,8 +17,9 @@ map size. Init: conv Kaiming-normal fan-out with bias 0, Linear N(0, 0.01) with 
 import tf_rethink  # noqa: F401
 import tf_keras as keras
 
-from tf_rethink.errors import UsageError
-from tf_rethink.models import MODELS, ModelSpec, scale_width
+from tf_rethink.util.errors import UsageError
+from tf_rethink.models.registry import MODELS, ModelSpec
+from tf_rethink.util.widths import scale_width
 from tf_rethink.models.layers import InlineGlobalAveragePooling2D, he_fan_out
 
 CIFAR_CFGS = {

@@ -3,7 +3,7 @@
 Importing this package registers every method (`--method` value == module name == registry key).
 """
 import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
-from tf_rethink.registry import Registry
+from tf_rethink.util.registry import Registry
 from tf_rethink.pruning.base import Option, PrunePlan, Pruner
 
 METHODS = Registry("method")

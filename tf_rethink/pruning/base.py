@@ -9,7 +9,7 @@ import dataclasses
 import json
 from typing import ClassVar, Dict, Mapping, Optional, Tuple
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +139,8 @@ class Pruner(abc.ABC):
 
   def save_plan(self, plan, path: str) -> None:
     """Writes `plan` to `path` (workdir/plan.json)."""
-    from tf_rethink import io_utils  # pylint: disable=import-outside-toplevel
-    io_utils.write_text(path, plan.to_json())
+    from tf_rethink.util import fs  # pylint: disable=import-outside-toplevel
+    fs.write_text(path, plan.to_json())
 
   def load_plan(self, path: str):
     """Reads what `save_plan` wrote."""

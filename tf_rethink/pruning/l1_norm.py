@@ -28,7 +28,7 @@ import logging
 import re
 from typing import Dict, Mapping, Optional, Tuple
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.pruning import METHODS, coupling, surgery
 from tf_rethink.pruning.base import Option, PrunePlan, Pruner
 from tf_rethink.pruning.scores import l1_norm

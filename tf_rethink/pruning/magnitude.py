@@ -20,7 +20,7 @@ the FLOPs before loading the mask and get 1, spec 7.2). Export strips the wrappe
 """
 from typing import ClassVar, Dict
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.pruning import METHODS, masks
 from tf_rethink.pruning.base import Option, Pruner
 

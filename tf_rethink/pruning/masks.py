@@ -28,8 +28,8 @@ import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_schedule
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
-from tf_rethink import io_utils
-from tf_rethink.errors import UsageError
+from tf_rethink.util import fs
+from tf_rethink.util.errors import UsageError
 
 PruneLowMagnitude = pruning_wrapper.PruneLowMagnitude
 _CONVS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
@@ -96,16 +96,14 @@ class MaskPlan:
     """Writes `path` (JSON) and `<path stem>.masks.npz` (bit-packed masks); npz first, atomically."""
     stem = os.path.splitext(path)[0]
     npz = stem + ".masks.npz"
-    tmp = npz + f".tmp{os.getpid()}.npz"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    np.savez_compressed(tmp, **{k: np.packbits(m.ravel()) for k, m in self.masks.items()})
-    os.replace(tmp, npz)
-    io_utils.write_text(path, self.to_json(os.path.basename(npz)))
+    with fs.atomic_path(npz) as tmp:
+      np.savez_compressed(tmp, **{k: np.packbits(m.ravel()) for k, m in self.masks.items()})
+    fs.write_text(path, self.to_json(os.path.basename(npz)))
 
   @classmethod
   def load(cls, path: str) -> "MaskPlan":
     try:
-      data = io_utils.read_json(path)
+      data = fs.read_json(path)
       if data.get("kind") != "mask":
         raise ValueError("not a mask plan")
       packed = np.load(os.path.join(os.path.dirname(path), data["masks_file"]))

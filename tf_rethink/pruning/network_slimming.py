@@ -31,7 +31,7 @@ import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models.channel_gather import ChannelGather
 from tf_rethink.pruning import METHODS, groups, surgery
 from tf_rethink.pruning import data_driven  # noqa: F401  (registers the ChannelGather rule)

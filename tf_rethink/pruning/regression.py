@@ -25,7 +25,7 @@ here both come from one pass over the original model (see `data_driven`).
 """
 import numpy as np
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.pruning import METHODS
 from tf_rethink.pruning.base import Option
 from tf_rethink.pruning.data_driven import (DataDrivenPruner, FixedWidths, least_squares,

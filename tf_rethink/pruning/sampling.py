@@ -20,7 +20,7 @@ import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 
 L = keras.layers
 CHUNK = 32          # images per forward pass while sampling (bounds activation memory)

@@ -6,7 +6,7 @@ Dense (in, out).
 import numpy as np
 
 import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
-from tf_rethink.registry import Registry
+from tf_rethink.util.registry import Registry
 
 CRITERIA = Registry("criterion")
 

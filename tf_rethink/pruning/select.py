@@ -1,7 +1,7 @@
 """Turning per-channel scores into kept indices (select only: no scoring, no surgery)."""
 import numpy as np
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 
 
 def kept_count(channels: int, ratio: float) -> int:

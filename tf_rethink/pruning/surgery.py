@@ -14,7 +14,7 @@ import numpy as np
 import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
 import tf_keras as keras
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models.layers import OptionAShortcut
 from tf_rethink.pruning import groups
 from tf_rethink.pruning.base import PrunePlan

@@ -106,7 +106,7 @@ class ThiNetPruner(DataDrivenPruner):
   def __init__(self, *, thinet_images_per_class: int = 10, thinet_locations: int = 10, **kwargs):
     super().__init__(**kwargs)
     if thinet_images_per_class < 1 or thinet_locations < 1:
-      from tf_rethink.errors import UsageError  # pylint: disable=import-outside-toplevel
+      from tf_rethink.util.errors import UsageError  # pylint: disable=import-outside-toplevel
       raise UsageError("--thinet_images_per_class and --thinet_locations must be >= 1")
     self.images_per_class = int(thinet_images_per_class)
     self.locations = int(thinet_locations)

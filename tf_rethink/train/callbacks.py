@@ -8,8 +8,8 @@ import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_rethink import io_utils
-from tf_rethink.errors import UsageError
+from tf_rethink.util import fs
+from tf_rethink.util.errors import UsageError
 
 
 class Backup(keras.callbacks.BackupAndRestore):
@@ -76,7 +76,7 @@ class HistoryRecorder(keras.callbacks.Callback):
       logs["val_best_accuracy"] = max(accs + [float(logs["val_accuracy"])])
     logs["epoch_time"] = time.time() - self._t0
     self.epochs.append({k: float(v) for k, v in logs.items()})
-    io_utils.write_text(self.path, json.dumps(self.epochs))
+    fs.write_text(self.path, json.dumps(self.epochs))
 
 
 def load_history(path: str) -> List[Dict[str, float]]:

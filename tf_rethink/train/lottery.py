@@ -18,8 +18,8 @@ the following `scratch_e` uses.
 """
 import os
 
-from tf_rethink.errors import UsageError
-from tf_rethink.train.regimes import REGIMES
+from tf_rethink.util.errors import UsageError
+from tf_rethink.train.registry import REGIMES
 
 
 @REGIMES.register("lottery")

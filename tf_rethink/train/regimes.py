@@ -19,11 +19,10 @@ import dataclasses
 import os
 from typing import Callable, Optional, Tuple
 
-from tf_rethink.registry import Registry
 from tf_rethink.train import speed
+from tf_rethink.util import fs
 from tf_rethink.train import trainer
-
-REGIMES: Registry = Registry("regime")
+from tf_rethink.train.registry import REGIMES
 INIT_WEIGHTS = "init.weights.h5"
 
 
@@ -49,7 +48,7 @@ def lr_milestones(epochs: int, schedule: str) -> Tuple[int, ...]:
 @dataclasses.dataclass
 class Context:
   """What every regime needs: the settings, the data and the two architectures."""
-  config: "object"                      # tf_rethink.config.Config
+  config: "object"                      # tf_rethink.run.config.Config
   lr_schedule: str                      # "cifar" | "imagenet"
   strategy: "object"
   build_full: Callable                  # () -> freshly initialized large model
@@ -109,10 +108,8 @@ def baseline(ctx: Context):
     model = ctx.pruner.prepare(ctx.build_full())  # theta_0 of the model that trains
     path = ctx.init_weights()
     if ctx.strategy.extended.should_checkpoint and not os.path.exists(path):
-      os.makedirs(os.path.dirname(path), exist_ok=True)
-      tmp = os.path.join(os.path.dirname(path), f".tmp{os.getpid()}.{INIT_WEIGHTS}")
-      model.save_weights(tmp)
-      os.replace(tmp, path)
+      with fs.atomic_path(path) as tmp:
+        model.save_weights(tmp)
     return model
   return ctx.fit("baseline", build, ctx.scheduled_spec(ctx.config.epochs),
                  extra_callbacks=ctx.pruner.callbacks(
@@ -139,6 +136,3 @@ def scratch_b(ctx: Context):
   epochs = scratch_b_epochs(ctx.config.epochs, ctx.flops_full, ctx.flops_pruned, ctx.scratch_b_cap)
   return ctx.fit("scratch_b", ctx.build_pruned_fresh, ctx.scheduled_spec(epochs),
                  extra_callbacks=ctx.pruned_callbacks("scratch_b"))
-
-
-from tf_rethink.train import lottery  # noqa: E402,F401  (registers "lottery")

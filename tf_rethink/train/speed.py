@@ -24,8 +24,8 @@ import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_rethink.config import check_speed_settings
-from tf_rethink.errors import UsageError
+from tf_rethink.run.config import check_speed_settings
+from tf_rethink.util.errors import UsageError
 
 _POLICIES = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
@@ -59,7 +59,7 @@ FLOAT32 = SpeedSettings(mixed_precision="off")
 
 
 def from_config(config) -> SpeedSettings:
-  """The speed settings of a `tf_rethink.config.Config` (defaults for fields it lacks)."""
+  """The speed settings of a `tf_rethink.run.config.Config` (defaults for fields it lacks)."""
   default = SpeedSettings()
   return SpeedSettings(**{f: getattr(config, f, getattr(default, f))
                           for f in SpeedSettings.__dataclass_fields__})

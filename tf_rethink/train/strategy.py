@@ -12,7 +12,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
 import tensorflow as tf
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 
 STRATEGIES = ("mirrored", "one_device", "multi_worker")
 

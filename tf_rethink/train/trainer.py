@@ -23,8 +23,8 @@ import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_rethink import io_utils
-from tf_rethink.errors import UsageError
+from tf_rethink.util import fs
+from tf_rethink.util.errors import UsageError
 from tf_rethink.train import callbacks as cb
 from tf_rethink.train.optimizer import SGD
 from tf_rethink.train.schedules import StepLR
@@ -101,7 +101,7 @@ def _check_spec(run_dir: str, spec: TrainSpec, write: bool) -> None:
       raise UsageError(f"{run_dir} holds a run with a different TrainSpec ({old}); use another "
                        f"run directory or delete {run_dir}")
   elif write:
-    io_utils.write_text(path, json.dumps(spec.to_dict()))
+    fs.write_text(path, json.dumps(spec.to_dict()))
 
 
 def _load_finished(model: keras.Model, run_dir: str) -> Optional[TrainResult]:
@@ -180,14 +180,9 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
             "history": cb.as_columns(epochs), "wall_time": sum(e["epoch_time"] for e in epochs),
             "epochs": spec.epochs, "spec": spec.to_dict()}
   if chief:
-    tmp = os.path.join(run_dir, f".tmp{os.getpid()}.{FINAL_WEIGHTS}")
-    try:
+    with fs.atomic_path(os.path.join(run_dir, FINAL_WEIGHTS)) as tmp:
       model.save_weights(tmp)
-      os.replace(tmp, os.path.join(run_dir, FINAL_WEIGHTS))
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
-    io_utils.write_text(os.path.join(run_dir, RESULT_JSON), json.dumps(result, indent=1))
+    fs.write_text(os.path.join(run_dir, RESULT_JSON), json.dumps(result, indent=1))
     shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)
   if verbose:
     print(f"{run_dir}: final test accuracy {result['test_accuracy']:.4f}, "

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from tf_rethink import arch_search
-from tf_rethink.config import Config
+from tf_rethink.study import arch_search
+from tf_rethink.run.config import Config
 
 
 def _records():
@@ -37,7 +37,7 @@ def test_summarize_csv_and_plot(tmp_path):
 
 
 def test_rejects_bad_kinds_and_ratios(tmp_path):
-  from tf_rethink.errors import UsageError
+  from tf_rethink.util.errors import UsageError
   config = Config(method="l1_norm", model="vgg11", workdir=str(tmp_path))
   with pytest.raises(UsageError, match="kinds"):
     arch_search.Search(config, [0.5], ["pruned", "bogus"])

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from tf_rethink import seeds
-from tf_rethink.config import Config
-from tf_rethink.errors import UsageError
+from tf_rethink.run import repeats
+from tf_rethink.run.config import Config
+from tf_rethink.util.errors import UsageError
 
 
 def test_seed_list_count_and_list():
@@ -20,8 +20,8 @@ def test_seed_list_count_and_list():
 
 
 def test_mean_std_is_sample_std():
-  assert seeds.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
-  assert seeds.mean_std([5.0]) == (5.0, 0.0)
+  assert repeats.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+  assert repeats.mean_std([5.0]) == (5.0, 0.0)
 
 
 def test_run_writes_one_workdir_per_seed_and_the_summary(tmp_path):
@@ -36,7 +36,7 @@ def test_run_writes_one_workdir_per_seed_and_the_summary(tmp_path):
                           "best_test_accuracy": acc + 1, "params": 40}}
 
   config = Config(seeds="3", workdir=str(tmp_path))
-  summary = seeds.run(config, "--seeds=3\n--seed=1\n--workdir=x\n--lr=0.1\n", run_one=run_one)
+  summary = repeats.run(config, run_one, "--seeds=3\n--seed=1\n--workdir=x\n--lr=0.1\n")
   assert [c[0] for c in calls] == [1, 2, 3]
   assert calls[1][1] == os.path.join(str(tmp_path), "seed_2") and calls[1][2] == ""
   assert calls[1][3].splitlines() == ["--lr=0.1", "--seed=2",
@@ -46,7 +46,7 @@ def test_run_writes_one_workdir_per_seed_and_the_summary(tmp_path):
   assert e["test_accuracy"]["std"] == pytest.approx(2.0)
   assert e["best_test_accuracy"]["values"] == [91.0, 93.0, 95.0]
   assert summary["baseline"]["test_accuracy"]["std"] == 0.0
-  with open(tmp_path / seeds.SUMMARY_JSON) as f:
+  with open(tmp_path / repeats.SUMMARY_JSON) as f:
     written = json.load(f)
   assert written["regimes"]["scratch_e"]["test_accuracy"]["mean"] == pytest.approx(92.0)
   assert "seed" not in written["config"]

@@ -27,16 +27,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tf_rethink import arch_patterns as ap
-from tf_rethink import data as data_lib
-from tf_rethink import flops as flops_lib
-from tf_rethink import hparams as hparams_lib
-from tf_rethink import io_utils
-from tf_rethink import results as results_lib
-from tf_rethink.errors import UsageError
-from tf_rethink.models import MODELS
 from tf_rethink.pruning import METHODS
-from tf_rethink.seeds import mean_std
+from tf_rethink.run import experiment
+from tf_rethink.run.repeats import mean_std
+from tf_rethink.study import arch_patterns as ap
+from tf_rethink.util import fs
+from tf_rethink.util.errors import UsageError
 
 KINDS = ("pruned", "uniform", "guided", "transferred")
 METRICS = {"best": "best_test_accuracy", "final": "test_accuracy"}
@@ -60,23 +56,18 @@ class Search:
       raise UsageError(f"--arch_ratios={list(ratios)} must be prune ratios in (0, 1)")
     self.config, self.ratios, self.kinds = config, list(ratios), list(kinds)
     self.seeds = list(config.seed_list or (config.seed,))
-    self.info = data_lib.info(config.dataset)
-    self.spec = MODELS.get(config.model)
+    self.build_full = experiment.build_full_fn(config)
     self.pruner_cls = METHODS.get(config.method)
     self.sparse = bool(self.pruner_cls.sparse)
-    self.transfer = io_utils.read_json(transfer_from) if transfer_from else None
+    self.transfer = fs.read_json(transfer_from) if transfer_from else None
     if self.transfer and self.transfer["sparse"] != self.sparse:
       raise UsageError(f"{transfer_from} holds {'un' if self.transfer['sparse'] else ''}structured "
                        f"patterns; --method={config.method} needs the other kind")
     self.full = self.build_full()
     self.counter = None if self.sparse else ap.ParamCounter(self.build_full)
 
-  def build_full(self):
-    return self.spec.build(input_shape=self.info.input_shape, num_classes=self.info.num_classes,
-                           width_multiplier=self.config.width_multiplier)
-
   def pruner(self, ratio: float):
-    return self.pruner_cls(ratio=ratio, **self.config.method_options)
+    return experiment.make_pruner(self.config, ratio=ratio, variant=None)
 
   def path(self, *parts) -> str:
     return os.path.join(self.config.workdir, *parts)
@@ -84,7 +75,6 @@ class Search:
   # --- source architectures and their patterns -------------------------------------------------
   def pruned_plans(self) -> Dict[float, Dict[int, object]]:
     """ratio -> seed -> plan of the source method on its own trained large model."""
-    from tf_rethink import experiment  # pylint: disable=import-outside-toplevel
     plans: Dict[float, Dict[int, object]] = {r: {} for r in self.ratios}
     for seed in self.seeds:
       src = self.path("source", f"seed_{seed}")
@@ -124,7 +114,7 @@ class Search:
                                                   for p in ps]))
                                 for n in ap.prunable_convs(self.full)}}
       out["ratios"][_rkey(r)] = entry
-    io_utils.write_json(self.path("patterns.json"), out)
+    fs.write_json(self.path("patterns.json"), out)
     return out
 
   # --- the architectures of each kind -----------------------------------------------------------
@@ -169,35 +159,22 @@ class Search:
   def train(self, kind: str, ratio: float, seed: int, plan) -> dict:
     """Scratch-E of one architecture (reused when its results.json exists); returns the record."""
     import tf_keras as keras  # pylint: disable=import-outside-toplevel
-    from tf_rethink.train import regimes as regimes_lib  # pylint: disable=import-outside-toplevel
-    from tf_rethink.train.strategy import make_strategy  # pylint: disable=import-outside-toplevel
+    from tf_rethink.train import REGIMES  # pylint: disable=import-outside-toplevel
     arch_dir = self.path("archs", f"{kind}_r{_rkey(ratio)}", f"seed_{seed}")
     done = os.path.join(arch_dir, "results.json")
     if os.path.exists(done):
-      return io_utils.read_json(done)["scratch_e"]
+      return fs.read_json(done)["scratch_e"]
     c = dataclasses.replace(self.config, seed=seed, seeds="", workdir=arch_dir)
     pruner = self.pruner(ratio)
     pruner.save_plan(plan, os.path.join(arch_dir, "plan.json"))
-    family = self.info.family if self.info.family in ("cifar", "imagenet") else "cifar"
-
-    def pipeline(split):
-      return data_lib.pipeline(c.dataset, split, batch_size=c.batch_size, seed=seed,
-                               data_dir=c.data_dir, idx_dir=c.idx_dir,
-                               limit=c.limit_train if split == "train" else c.limit_test)
     keras.utils.set_random_seed(seed)
     np.random.seed(seed)
-    ctx = regimes_lib.Context(
-        config=c, lr_schedule=family if c.lr_schedule == "auto" else c.lr_schedule,
-        strategy=make_strategy(c.strategy), build_full=self.build_full,
-        train_ds=pipeline("train"), test_ds=pipeline("test"),
-        run_dir=lambda name: os.path.join(arch_dir, name), plan=plan, pruner=pruner)
-    result = regimes_lib.REGIMES.get("scratch_e")(ctx)
-    record = results_lib.record("scratch_e", result, flops_lib.count(result.model,
-                                                                     sparse=self.sparse))
+    ctx = experiment.make_context(c, pruner, plan=plan)
+    result = REGIMES.get("scratch_e")(ctx)
+    record = experiment.record_regime(ctx, "scratch_e", result, self.sparse, arch=kind,
+                                      arch_ratio=float(ratio))
     record.update(kind=kind, ratio=ratio, seed=seed)
-    hparams_lib.log_run(ctx.run_dir("scratch_e"), hparams_lib.config_hparams(
-        c, "scratch_e", result.epochs, arch=kind, arch_ratio=float(ratio)), record)
-    io_utils.write_json(done, {"scratch_e": record})
+    fs.write_json(done, {"scratch_e": record})
     return record
 
   def run(self, metric: str = "best") -> List[dict]:

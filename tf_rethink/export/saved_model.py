@@ -4,8 +4,8 @@ import shutil
 
 import numpy as np
 
-from tf_rethink import io_utils
-from tf_rethink.errors import UsageError
+from tf_rethink.util import fs
+from tf_rethink.util.errors import UsageError
 
 
 def float32_copy(model):
@@ -64,7 +64,7 @@ def export_serving(model, path: str, sample, atol: float = 1e-4) -> dict:
   import tensorflow as tf
   from tensorflow.python.framework.convert_to_constants import (  # pylint: disable=g-direct-tensorflow-import
       convert_variables_to_constants_v2)
-  from tf_rethink.fold_batchnorm import fold_batchnorm
+  from tf_rethink.export.fold_batchnorm import fold_batchnorm
   model = float32_copy(model)
   folded = fold_batchnorm(model)
   specs = [tf.TensorSpec([None, *x.shape[1:]], tf.float32, name=x.name.split(":")[0])
@@ -107,8 +107,8 @@ def _save_verified(model, path, sample, save, reloaded_outputs, atol) -> dict:
       shutil.rmtree(tmp, ignore_errors=True)
       raise RuntimeError(f"the reloaded SavedModel at {tmp} disagrees with the in-memory model "
                          f"(max abs diff {np.abs(got - expected).max():.3g})")
-  io_utils.replace_dir(tmp, path)
-  return {"path": path, "bytes": io_utils.dir_size(path)}
+  fs.replace_dir(tmp, path)
+  return {"path": path, "bytes": fs.dir_size(path)}
 
 
 def load(path: str):
@@ -155,13 +155,5 @@ def export_tflite(saved_model_dir: str, path: str) -> int:
   import tensorflow as tf
   converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
   data = converter.convert()
-  _write_bytes(path, data)
+  fs.write_bytes(path, data)
   return len(data)
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(data)
-  os.replace(tmp, path)

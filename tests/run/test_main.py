@@ -8,7 +8,7 @@ import pytest
 
 from tf_rethink.train import regimes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMOKE = ["--flagfile=flags/common/smoke.cfg", "--verbose=0"]
 
 

@@ -16,11 +16,12 @@ from typing import Optional
 from tf_rethink import data as data_lib
 from tf_rethink import export as export_lib
 from tf_rethink import flops as flops_lib
-from tf_rethink import hparams as hparams_lib
-from tf_rethink import io_utils
-from tf_rethink import results as results_lib
-from tf_rethink.config import Config
-from tf_rethink.errors import UsageError
+from tf_rethink.run import hparams as hparams_lib
+from tf_rethink.run import repeats
+from tf_rethink.util import fs
+from tf_rethink.run import results as results_lib
+from tf_rethink.run.config import Config
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models import MODELS
 from tf_rethink.pruning import METHODS
 from tf_rethink.train import regimes as regimes_lib
@@ -29,36 +30,67 @@ from tf_rethink.train.strategy import make_strategy
 _CAP_BY_FAMILY = {"imagenet": 2.0}
 
 
-def run(config: Config, flags_text: str = "") -> dict:
-  """Runs `config`; returns the results (or the dry-run summary)."""
-  if config.seed_list and not config.dry_run:  # one run per seed in workdir/seed_<n> (seeds.py)
-    from tf_rethink import seeds as seeds_lib  # pylint: disable=import-outside-toplevel
-    return seeds_lib.run(config, flags_text)
-  import tf_keras as keras
+def build_full_fn(config: Config):
+  """() -> the freshly initialized large model of `config` (its model, dataset and widths)."""
   info = _lookup(data_lib.info, config.dataset)
   spec = _lookup(MODELS.get, config.model)
-  regimes = [_lookup(regimes_lib.REGIMES.get, name) for name in config.regimes]
-  pruner = _lookup(METHODS.get, config.method)(
-      variant=config.variant or None, ratio=config.prune_ratio, **config.method_options)
 
   def build_full():
     return spec.build(input_shape=info.input_shape, num_classes=info.num_classes,
                       width_multiplier=config.width_multiplier)
+  return build_full
 
-  family = info.family if info.family in ("cifar", "imagenet") else "cifar"
-  cap = config.scratch_b_cap if config.scratch_b_cap is not None else _CAP_BY_FAMILY.get(family)
+
+def make_pruner(config: Config, **overrides):
+  """The `--method` of `config` with its variant, ratio and own options (`overrides` win)."""
+  kwargs = dict(variant=config.variant or None, ratio=config.prune_ratio, **config.method_options)
+  kwargs.update(overrides)
+  return _lookup(METHODS.get, config.method)(**kwargs)
+
+
+def scratch_b_cap(config: Config) -> Optional[float]:
+  """The Scratch-B epoch-ratio cap: --scratch_b_cap, else 2 on ImageNet (the reference), none."""
+  if config.scratch_b_cap is not None:
+    return config.scratch_b_cap
+  return _CAP_BY_FAMILY.get(data_lib.info(config.dataset).family)
+
+
+def make_context(config: Config, pruner, *, plan=None) -> "regimes_lib.Context":
+  """What every regime of `config` needs: strategy, data pipelines, builders, run directories
+  under `config.workdir`; `plan` when the pruned architecture is already known."""
+  family = data_lib.info(config.dataset).family
+  schedule_family = family if family in ("cifar", "imagenet") else "cifar"
+  return regimes_lib.Context(
+      config=config,
+      lr_schedule=schedule_family if config.lr_schedule == "auto" else config.lr_schedule,
+      strategy=make_strategy(config.strategy), build_full=build_full_fn(config),
+      train_ds=_pipeline(config, "train"), test_ds=_pipeline(config, "test"),
+      run_dir=lambda name: os.path.join(config.workdir, name), pruner=pruner,
+      scratch_b_cap=scratch_b_cap(config), plan=plan)
+
+
+def record_regime(ctx, name: str, result, sparse: bool, **hparams) -> dict:
+  """The results.json record of a finished regime; logs its TensorBoard HParams session."""
+  record = results_lib.record(name, result, _counts(result.model, sparse))
+  hparams_lib.log_run(ctx.run_dir(name), hparams_lib.config_hparams(
+      ctx.config, name, result.epochs, **hparams), record)
+  return record
+
+
+def run(config: Config, flags_text: str = "") -> dict:
+  """Runs `config`; returns the results (or the dry-run summary)."""
+  if config.seed_list and not config.dry_run:  # one run per seed in workdir/seed_<n> (repeats.py)
+    return repeats.run(config, run, flags_text)
+  import tf_keras as keras
+  regimes = [_lookup(regimes_lib.REGIMES.get, name) for name in config.regimes]
+  pruner = make_pruner(config)
   if config.dry_run:
-    return _dry_run(config, pruner, build_full, cap)
+    return _dry_run(config, pruner, build_full_fn(config), scratch_b_cap(config))
   _claim_workdir(config, flags_text)
 
   keras.utils.set_random_seed(config.seed)
-  ctx = regimes_lib.Context(
-      config=config,
-      lr_schedule=family if config.lr_schedule == "auto" else config.lr_schedule,
-      strategy=make_strategy(config.strategy), build_full=build_full,
-      train_ds=_pipeline(config, "train"), test_ds=_pipeline(config, "test"),
-      run_dir=lambda name: os.path.join(config.workdir, name), pruner=pruner, scratch_b_cap=cap)
-  ctx.scalars["baseline"] = _counts_dict(_counts(build_full()))
+  ctx = make_context(config, pruner)
+  ctx.scalars["baseline"] = _counts_dict(_counts(ctx.build_full()))
   records = _load_records(config.workdir)
   final_model = None
   for name, regime in zip(config.regimes, regimes):
@@ -68,10 +100,8 @@ def run(config: Config, flags_text: str = "") -> dict:
     result = regime(ctx)
     if name == "baseline":
       ctx.baseline_weights = os.path.join(ctx.run_dir("baseline"), "final.weights.h5")
-    records[name] = results_lib.record(name, result, _counts(result.model, pruner.sparse))
-    hparams_lib.log_run(ctx.run_dir(name), hparams_lib.config_hparams(config, name, result.epochs),
-                        records[name])
-    io_utils.write_json(os.path.join(config.workdir, "results.json"), records)
+    records[name] = record_regime(ctx, name, result, pruner.sparse)
+    fs.write_json(os.path.join(config.workdir, "results.json"), records)
     final_model = result.model
   print(results_lib.table(records))
   if config.export and final_model is not None:
@@ -100,7 +130,7 @@ def _export(config: Config, ctx, model) -> None:
         f"{gzipped[name]:,} bytes ({gzipped['baseline'] / gzipped[name]:.2f}x smaller); "
         f"inference-only (BN folded, frozen) in export/serving: {serving['baseline']:,} vs "
         f"{serving[name]:,} bytes")
-  io_utils.write_json(os.path.join(config.workdir, "export", "sizes.json"),
+  fs.write_json(os.path.join(config.workdir, "export", "sizes.json"),
                       {"bytes": sizes, "gzip_bytes": gzipped, "serving_bytes": serving})
 
 
@@ -135,7 +165,7 @@ def _dry_run(config: Config, pruner, build_full, cap) -> dict:
       "scratch_b_epochs": regimes_lib.scratch_b_epochs(
           config.epochs, full_counts.flops, pruned_counts.flops, cap),
   }
-  io_utils.write_json(os.path.join(config.workdir, "summary.json"), summary)
+  fs.write_json(os.path.join(config.workdir, "summary.json"), summary)
   print(results_lib.summary_text(summary))
   return summary
 
@@ -167,7 +197,7 @@ def _claim_workdir(config: Config, flags_text: str) -> None:
   path = os.path.join(config.workdir, "config.json")
   if os.path.exists(path):
     try:
-      previous = io_utils.read_json(path)
+      previous = fs.read_json(path)
     except ValueError:
       raise UsageError(f"{path} is corrupt; delete {config.workdir} to start this experiment "
                        "afresh") from None
@@ -177,9 +207,9 @@ def _claim_workdir(config: Config, flags_text: str) -> None:
       diff = ", ".join(f"{k}={previous.get(k)!r} (now {mine[k]!r})" for k in differing)
       raise UsageError(f"--workdir={config.workdir} holds a different experiment ({diff}); "
                        "pass a new --workdir or delete that one")
-  io_utils.write_text(path, config.to_json() + "\n")
+  fs.write_text(path, config.to_json() + "\n")
   if flags_text:
-    io_utils.write_text(os.path.join(config.workdir, "flags.cfg"), flags_text)
+    fs.write_text(os.path.join(config.workdir, "flags.cfg"), flags_text)
 
 
 def _load_records(workdir: str) -> dict:
@@ -187,6 +217,6 @@ def _load_records(workdir: str) -> dict:
   if not os.path.exists(path):
     return {}
   try:
-    return io_utils.read_json(path)
+    return fs.read_json(path)
   except ValueError:
     raise UsageError(f"{path} is corrupt; delete it and re-run (finished runs are reused)") from None

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from typing import Mapping, Optional, Tuple
 
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 
 # How training steps execute (train/speed.py's SpeedSettings has exactly these fields).
 SPEED_FIELDS = ("steps_per_execution", "mixed_precision", "jit_compile", "intra_op_threads",

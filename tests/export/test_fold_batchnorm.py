@@ -7,7 +7,7 @@ import tf_keras as keras
 
 from tests.helpers import randomize, residual_net
 from tf_rethink import export
-from tf_rethink.fold_batchnorm import fold_batchnorm, foldable_pairs
+from tf_rethink.export.fold_batchnorm import fold_batchnorm, foldable_pairs
 from tf_rethink.models import MODELS
 
 L = keras.layers
@@ -93,7 +93,7 @@ def test_export_serving_is_frozen_and_verified(tmp_path):
 
 
 def test_export_serving_refuses_a_model_it_would_change(tmp_path, monkeypatch):
-  from tf_rethink import fold_batchnorm as fb
+  from tf_rethink.export import fold_batchnorm as fb
   model = randomize(residual_net(), scaled=True)
   x = np.random.default_rng(3).normal(size=(2, 8, 8, 3)).astype(np.float32)
   fold = fb.fold_batchnorm

@@ -25,7 +25,7 @@ import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported
 import tf_keras as keras
 
 from tf_rethink import flops as flops_lib
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.pruning import surgery
 from tf_rethink.pruning.base import PrunePlan
 from tf_rethink.pruning.masks import MaskPlan

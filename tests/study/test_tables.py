@@ -4,10 +4,10 @@ import os
 import subprocess
 import sys
 
-from tf_rethink import paper_numbers
-from tf_rethink import tables
+from tf_rethink.study import paper_numbers
+from tf_rethink.study import tables
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _record(path, config, accs):

@@ -6,8 +6,8 @@ import tf_rethink  # noqa: F401
 import tensorflow as tf
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from tf_rethink import hparams
-from tf_rethink.config import Config
+from tf_rethink.run import hparams
+from tf_rethink.run.config import Config
 
 
 def test_log_run_writes_session_once(tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tf_rethink import export
-from tf_rethink.errors import UsageError
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models import MODELS
 from tf_rethink.pruning import METHODS, surgery
 from tests.helpers import randomize

@@ -1,8 +1,8 @@
 """Config validation: every user mistake is a one-line UsageError that names the fix."""
 import pytest
 
-from tf_rethink.config import Config
-from tf_rethink.errors import UsageError
+from tf_rethink.run.config import Config
+from tf_rethink.util.errors import UsageError
 
 
 @pytest.mark.parametrize("kwargs,needle", [

@@ -14,9 +14,9 @@ import math
 import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from tf_rethink import io_utils
-from tf_rethink import paper_numbers
-from tf_rethink.seeds import mean_std
+from tf_rethink.util import fs
+from tf_rethink.study import paper_numbers
+from tf_rethink.run.repeats import mean_std
 
 METRICS = {"best": "best_test_accuracy", "final": "test_accuracy"}
 
@@ -33,7 +33,7 @@ def _load(dirpath: str) -> Optional[RunRecord]:
   if not (os.path.exists(cfg) and os.path.exists(res)):
     return None
   try:
-    return RunRecord(os.path.normpath(dirpath), io_utils.read_json(cfg), io_utils.read_json(res))
+    return RunRecord(os.path.normpath(dirpath), fs.read_json(cfg), fs.read_json(res))
   except ValueError:
     return None
 

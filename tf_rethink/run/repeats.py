@@ -11,8 +11,8 @@ import math
 import os
 from typing import Dict, List, Mapping, Sequence
 
-from tf_rethink import io_utils
-from tf_rethink.results import REGIME_ORDER
+from tf_rethink.util import fs
+from tf_rethink.run.results import REGIME_ORDER
 
 SUMMARY_JSON = "results_summary.json"
 METRICS = ("test_accuracy", "best_test_accuracy", "params", "flops", "macs", "epochs",
@@ -74,14 +74,11 @@ def _seed_flags(flags_text: str, seed: int, workdir: str) -> str:
   return "\n".join(lines + [f"--seed={seed}", f"--workdir={workdir}"]) + "\n"
 
 
-def run(config, flags_text: str = "", run_one=None) -> Dict[str, dict]:
+def run(config, run_one, flags_text: str = "") -> Dict[str, dict]:
   """Runs `config` once per seed of `config.seed_list`; returns and writes the summary.
 
-  `run_one(config, flags_text) -> records` defaults to `experiment.run` (tests inject a stub).
+  `run_one(config, flags_text) -> records` runs one seed (`experiment.run`; tests pass a stub).
   """
-  if run_one is None:
-    from tf_rethink import experiment  # pylint: disable=import-outside-toplevel
-    run_one = experiment.run
   runs = {}
   for seed in config.seed_list:
     workdir = seed_dir(config.workdir, seed)
@@ -90,7 +87,7 @@ def run(config, flags_text: str = "", run_one=None) -> Dict[str, dict]:
     runs[seed] = run_one(one, flags_text=_seed_flags(flags_text, seed, workdir) if flags_text
                          else "")
   summary = aggregate(runs)
-  io_utils.write_json(os.path.join(config.workdir, SUMMARY_JSON),
+  fs.write_json(os.path.join(config.workdir, SUMMARY_JSON),
                       {"config": _identity(config), "regimes": summary})
   print(f"mean +- std over seeds {list(config.seed_list)} ({SUMMARY_JSON}):")
   print(summary_table(summary))
@@ -111,7 +108,7 @@ def load_seed_records(workdir: str) -> Dict[int, dict]:
   for name in sorted(os.listdir(workdir)):
     path = os.path.join(workdir, name, "results.json")
     if name.startswith("seed_") and name[5:].isdigit() and os.path.exists(path):
-      out[int(name[5:])] = io_utils.read_json(path)
+      out[int(name[5:])] = fs.read_json(path)
   return out
 
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import tf_rethink  # noqa: F401
-from tf_rethink import arch_patterns as ap
-from tf_rethink.errors import UsageError
+from tf_rethink.study import arch_patterns as ap
+from tf_rethink.util.errors import UsageError
 from tf_rethink.models import MODELS
 from tf_rethink.pruning.masks import MaskPlan
 
