@@ -4,23 +4,26 @@ import numpy as np
 import tf_rethink  # noqa: F401
 import tf_keras as keras
 
-from tf_rethink.pruning import surgery
+from tf_rethink.pruning import masking
 
 
 def randomize(model, seed=0, scaled=False):
   """Random weights everywhere, with non-trivial BN statistics (gamma, beta, mean, var > 0).
 
-  `scaled`: kernels N(0, 1/fan_in) and BN statistics near (0, 1), so activations keep their
-  scale through deep models (keras.applications) instead of overflowing float32.
+  `scaled`: `study.applications.random_weights` (kernels N(0, 1/fan_in), BN statistics near
+  (0, 1)), so activations keep their scale through deep models (keras.applications).
   """
+  from tf_rethink.pruning.graph import view  # pylint: disable=import-outside-toplevel
+  from tf_rethink.study import applications  # pylint: disable=import-outside-toplevel
+  if scaled:
+    return applications.random_weights(model, seed)
   rng = np.random.default_rng(seed)
-  for layer in model.layers:
-    weights = layer.get_weights()
+  graph = view(model)          # every layer, nested models' included
+  for layer in (graph.layer(k) for k in graph.keys()):
+    weights = layer.get_weights() if hasattr(layer, "get_weights") else []
     if not weights:
       continue
-    if scaled:
-      new = _scaled(rng, layer, weights)
-    elif isinstance(layer, keras.layers.BatchNormalization):
+    if applications.is_a(layer, "BatchNormalization"):
       new = [rng.uniform(0.5, 1.5, w.shape) if i == 0 else
              rng.uniform(0.1, 2.0, w.shape) if i == len(weights) - 1 else
              rng.normal(0, 0.5, w.shape) for i, w in enumerate(weights)]
@@ -30,28 +33,6 @@ def randomize(model, seed=0, scaled=False):
   return model
 
 
-def _scaled(rng, layer, weights):
-  """Weights of one layer for `randomize(scaled=True)`."""
-  if isinstance(layer, keras.layers.Normalization):   # mean, variance (> 0), count
-    return [rng.normal(0, 0.1, weights[0].shape), rng.uniform(0.5, 1.5, weights[1].shape)
-            ] + list(weights[2:])
-  if isinstance(layer, keras.layers.BatchNormalization):
-    kinds = (["gamma"] if layer.scale else []) + (["beta"] if layer.center else []) + ["m", "v"]
-    draw = {"gamma": lambda s: rng.uniform(0.5, 1.5, s), "beta": lambda s: rng.normal(0, 0.2, s),
-            "m": lambda s: rng.normal(0, 0.2, s), "v": lambda s: rng.uniform(0.5, 1.5, s)}
-    return [draw[k](w.shape) for k, w in zip(kinds, weights)]
-  out = []
-  for w in weights:
-    if w.ndim < 2:
-      out.append(rng.normal(0, 0.1, w.shape))
-      continue
-    per_output = isinstance(layer, keras.layers.DepthwiseConv2D) or (
-        isinstance(layer, keras.layers.SeparableConv2D) and w is weights[0])
-    fan_in = int(np.prod(w.shape[:-2] if per_output else w.shape[:-1]))
-    out.append(rng.normal(0, 1.0 / np.sqrt(max(fan_in, 1)), w.shape))
-  return out
-
-
 def copy_model(model):
   twin = keras.models.clone_model(model)
   twin.set_weights(model.get_weights())
@@ -59,15 +40,14 @@ def copy_model(model):
 
 
 def assert_shrink_matches_mask(model, plan, x, *, rtol=1e-4, atol=1e-4):
-  """shrink(model) and mask(copy of model) give the same outputs in inference mode.
+  """plan.apply(model) computes what the masked full-size model computes (`masking`), in
+  inference mode.
 
   Also checks that the shrunk model has the plan's widths and the same layer names. Returns the
   shrunk model. `model` itself is not modified.
   """
-  small = surgery.shrink(model, plan)
-  masked = copy_model(model)
-  surgery.mask(masked, plan)
-  want = masked(x, training=False).numpy()
+  small = plan.apply(model)
+  want = masking.masked_outputs(model, plan.keep, x)[0]
   got = small(x, training=False).numpy()
   np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
   assert [l.name for l in small.layers] == [l.name for l in model.layers]

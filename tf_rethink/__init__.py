@@ -1,8 +1,11 @@
 """tf_rethink: "Rethinking the Value of Network Pruning" (Liu et al., ICLR 2019) in Keras.
 
-Importing the package selects the Keras 2 API (`tf_keras`) for TensorFlow before TensorFlow is
-imported, because tensorflow-model-optimization only works with tf_keras models. Every module of
-the package imports Keras as `import tf_keras as keras`.
+Every module of the package imports the Keras it works with explicitly: `import tf_keras as
+keras` for the models it builds and trains (tensorflow-model-optimization only works with
+tf_keras), and the graph view reads Keras 3 models through `keras` itself. Importing the package
+changes nothing for a user's own Keras: it does not set TF_USE_LEGACY_KERAS, so `tf.keras` stays
+what TensorFlow makes it (Keras 3 in TensorFlow >= 2.16). The command lines
+(`python -m tf_rethink.main`, the tools) train tf_keras models only and set it for their process.
 
 Public API (lazy: `import tf_rethink` itself does not import TensorFlow):
 `tf_rethink.prune(model, method="l1_norm", ratio=0.3) -> (small, plan)`,
@@ -15,7 +18,6 @@ command line and one experiment's wiring), `study/` (paper tables, architecture 
 """
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"

@@ -48,7 +48,7 @@ from absl import flags
 from absl import logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tf_rethink  # noqa: E402,F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: E402,F401
 from tf_rethink.util import errors  # noqa: E402
 
 # (label, model, method, constructor kwargs); the paper's predefined pruned architectures.
@@ -102,9 +102,9 @@ def randomize(model, seed=0):
 def slimming_like_gammas(model, decay=SLIMMING_DEPTH_DECAY, seed=0):
   """Sets the i-th of the n slimming BN scales to U(0, 1) * exp(-decay * i / (n - 1))."""
   import numpy as np
-  from tf_rethink.pruning.network_slimming import slimming_bns
+  from tf_rethink.pruning.methods.network_slimming import slimming_bns
   rng = np.random.default_rng(seed)
-  bns = slimming_bns(model)
+  bns = list(slimming_bns(model).values())
   for i, bn in enumerate(bns):
     weights = bn.get_weights()
     scale = np.exp(-decay * i / max(len(bns) - 1, 1))
@@ -143,7 +143,7 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
     slimming_like_gammas(full)
   pruner = METHODS.get(method)(**kwargs)
   plan = pruner.select(pruner.prepare(full), None, model_name=model_name)
-  pruned = pruner.shrink(full, plan)
+  pruned = plan.apply(full)
   sample = np.random.default_rng(0).normal(size=(8, *shape)).astype("float32")
   writers = {"keras": export.export_and_verify, "serving": export.export_serving}
   out = []

@@ -26,7 +26,7 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tf_rethink  # noqa: E402,F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: E402,F401
 
 _IMAGES = flags.DEFINE_integer("images", 32, "Synthetic images streamed through the sampler.")
 _TRAIN_BATCH = flags.DEFINE_integer("train_batch", 8, "Batch of the timed training steps.")

@@ -22,7 +22,7 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tf_rethink  # noqa: E402,F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: E402,F401
 
 _MODELS = flags.DEFINE_list("models", ["ResNet50", "DenseNet121"],
                             "tf_keras.applications model names.")

@@ -7,7 +7,7 @@ import pytest
 from tf_rethink import export
 from tf_rethink.util.errors import UsageError
 from tf_rethink.models import MODELS
-from tf_rethink.pruning import METHODS, surgery
+from tf_rethink.pruning import METHODS
 from tests.helpers import randomize
 
 
@@ -15,7 +15,7 @@ def test_pruned_export_round_trip_and_size(tmp_path):
   full = MODELS.get("resnet20").build(input_shape=(28, 28, 1), num_classes=10)
   randomize(full)
   plan = METHODS.get("l1_norm")(ratio=0.5).select(full, model_name="resnet20")
-  small = surgery.shrink(full, plan)
+  small = plan.apply(full)
   x = np.random.default_rng(0).normal(size=(4, 28, 28, 1)).astype("float32")
   sizes = {}
   for name, model in (("full", full), ("small", small)):

@@ -10,7 +10,7 @@ from tf_rethink import flops
 from tf_rethink.util.errors import UsageError
 from tf_rethink.models import MODELS
 from tf_rethink.pruning import METHODS
-from tf_rethink.pruning.magnitude import sparsity_report
+from tf_rethink.pruning.methods.magnitude import sparsity_report
 
 CIFAR = (32, 32, 3)
 
@@ -118,7 +118,7 @@ def test_magnitude_pruning_30_percent_zeroes_conv_weights_and_runs():
   pruner = METHODS.get("magnitude")(ratio=0.3)
   plan = pruner.select(model, model_name="densenet_bc100")
   assert len(plan.masks) == 99  # every conv: stem, 96 in the blocks, 2 transitions
-  masked = pruner.shrink(model, plan)
+  masked = plan.apply(model)
   report = sparsity_report(masked)
   assert report["global"] == pytest.approx(0.3, abs=1e-3)
   x = np.random.default_rng(1).normal(size=(2, 16, 16, 3)).astype(np.float32)

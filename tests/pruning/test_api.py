@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tf_rethink
+import tf_rethink.pruning
 
 from tests import helpers
 from tf_rethink.util.errors import UsageError
@@ -16,7 +17,7 @@ X8 = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)
 
 def test_import_tf_rethink_does_not_import_tensorflow():
   code = ("import sys, os, tf_rethink; assert 'tensorflow' not in sys.modules; "
-          "assert os.environ['TF_USE_LEGACY_KERAS'] == '1'; assert 'prune' in dir(tf_rethink); "
+          "assert 'TF_USE_LEGACY_KERAS' not in os.environ; assert 'prune' in dir(tf_rethink); "
           "print('ok')")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                        env={"PATH": "/usr/bin", "PYTHONPATH": ":".join(sys.path)})
@@ -41,6 +42,24 @@ def test_plan_json_reapplies_to_a_fresh_model_of_the_same_architecture(tmp_path)
   helpers.assert_shrink_matches_mask(fresh, PrunePlan.from_json(path.read_text()), X8)
   scratch = tf_rethink.apply_plan(fresh, plan, copy_weights=False)
   assert scratch.count_params() == small.count_params()
+
+
+@pytest.mark.parametrize("method, kw", [("magnitude", {"ratio": 0.5}),
+                                        ("sparse_structure_selection", {"variant": None,
+                                                                        "ratio": None})])
+def test_prune_without_copying_weights_works_for_every_plan_kind(method, kw):
+  """The first round's bug: copy_weights=False called channel surgery for every method."""
+  model = helpers.randomize(helpers.residual_net(), seed=3)
+  if method == "sparse_structure_selection":   # a trained scale at 0 removes stage1_block2
+    model = tf_rethink.pruning.METHODS.get(method)().prepare(model)
+    model.get_layer("stage1_block2_scale").scale.assign(0.0)
+  small, plan = tf_rethink.prune(model, method=method, copy_weights=False, **kw)
+  assert small is not model and small.count_params() > 0
+  if method == "magnitude":
+    assert plan.sparse and plan.global_sparsity() > 0.45
+  else:
+    assert plan.dropped_blocks == ("stage1_block2",)
+    assert "stage1_block2_add" not in [l.name for l in small.layers]
 
 
 def test_coupled_false_keeps_the_papers_rule_and_unknown_method_is_a_usage_error():

@@ -6,7 +6,7 @@ import pytest
 
 from tf_rethink import flops
 from tf_rethink.models import MODELS
-from tf_rethink.pruning import METHODS, surgery
+from tf_rethink.pruning import METHODS
 
 # (method, variant, model, spec FLOPs, spec params or None); spec 2.2 / 2.3 tables.
 ROWS = [
@@ -25,7 +25,7 @@ ROWS = [
 def _pruned(method, variant, model_name):
   model = MODELS.get(model_name).build(input_shape=(224, 224, 3), num_classes=1000)
   plan = METHODS.get(method)(variant=variant).select(model, None, model_name=model_name)
-  return model, plan, surgery.shrink(model, plan, copy_weights=False)
+  return model, plan, plan.apply(model, copy_weights=False)
 
 
 @pytest.mark.parametrize("method,variant,model_name,spec_flops,spec_params", ROWS)

@@ -14,8 +14,9 @@ from tests.helpers import randomize, vgg_like
 from tf_rethink import export as export_lib
 from tf_rethink import flops
 from tf_rethink.util.errors import UsageError
-from tf_rethink.pruning import METHODS, masks
-from tf_rethink.pruning.magnitude import sparsity_report
+from tf_rethink.pruning import METHODS, weight_masks as masks
+from tf_rethink.pruning.methods.magnitude import sparsity_report
+from tf_rethink.pruning.plan import Plan
 from tf_rethink.train import regimes
 from tf_rethink.train.strategy import make_strategy
 from tf_rethink.train.trainer import TrainSpec, train
@@ -53,7 +54,7 @@ def test_global_threshold_prunes_ratio_of_conv_weights(ratio):
   gone = np.concatenate([np.abs(kernels[k][~m]) for k, m in plan.masks.items()])
   assert kept.min() > gone.max()
   # The per-layer sparsities reported are what the masked model measures.
-  wrapped = METHODS.get("magnitude")(ratio=ratio).shrink(model, plan)
+  wrapped = plan.apply(model)
   measured = sparsity_report(wrapped)
   for name, s in plan.sparsity().items():
     assert measured[name] == pytest.approx(s, abs=1e-12)
@@ -68,7 +69,7 @@ def test_iterative_rule_prunes_ratio_of_remaining():
   model = _trained()
   pruner = METHODS.get("magnitude")(ratio=0.5)
   first = pruner.select(model)
-  second = pruner.select(pruner.shrink(model, first))
+  second = pruner.select(first.apply(model))
   total = _conv_total(model)
   remaining = total - sum(int((~m).sum()) for m in first.masks.values())
   pruned2 = sum(int((~m).sum()) for m in second.masks.values())
@@ -80,14 +81,14 @@ def test_iterative_rule_prunes_ratio_of_remaining():
 def test_mask_plan_round_trip(tmp_path):
   plan = METHODS.get("magnitude")(ratio=0.7).select(_trained(), model_name="vgg_like")
   path = str(tmp_path / "plan.json")
-  METHODS.get("magnitude")(ratio=0.7).save_plan(plan, path)
-  assert os.path.exists(str(tmp_path / "plan.masks.npz"))
-  again = METHODS.get("magnitude")().load_plan(path)
+  plan.save(path)
+  assert os.listdir(str(tmp_path)) == ["plan.json"]          # the masks are inside (bits)
+  again = Plan.load(path)
   assert again == plan and again.model == "vgg_like" and again.variant == "ratio=0.7"
   with open(path, "w") as f:
-    f.write('{"keep": {}}')
-  with pytest.raises(UsageError, match="not a readable mask plan"):
-    masks.MaskPlan.load(path)
+    f.write('{"masks": {"conv1": {"shape": [3, 3], "kept": 9, "bits": "eJwDAAAAAAE="}}}')
+  with pytest.raises(UsageError, match="mask of 'conv1'"):
+    Plan.load(path)
 
 
 def test_magnitude_needs_ratio_and_fitting_plan():
@@ -96,7 +97,7 @@ def test_magnitude_needs_ratio_and_fitting_plan():
   plan = METHODS.get("magnitude")(ratio=0.5).select(_trained())
   other = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(3, 3, name="conv1")])
   with pytest.raises(UsageError, match="does not fit the model"):
-    masks.wrap(other, plan)
+    masks.wrap(other, plan.masks)
 
 
 @pytest.mark.parametrize("devices", [1, 2])
@@ -109,16 +110,16 @@ def test_masked_weights_stay_zero_through_training(tmp_path, devices):
   strategy = make_strategy("mirrored", devices=cpus)
   train_ds, test_ds = _data()
   spec = TrainSpec(epochs=2, lr=0.05, batch_size=8, weight_decay=1e-4)
-  for name, build in (("finetune", lambda: pruner.build_inherited(_trained(), plan)),
-                      ("scratch", lambda: pruner.build_fresh(vgg_like, plan))):
+  for name, build in (("finetune", lambda: plan.apply(_trained())),
+                      ("scratch", lambda: plan.build_fresh(vgg_like))):
     with strategy.scope():
       start = {k: v.copy() for k, v in masks.conv_kernels(build()).items()}
     run_dir = str(tmp_path / name)
     result = train(build, train_ds, test_ds, spec, strategy=strategy, run_dir=run_dir,
-                   extra_callbacks=pruner.pruned_callbacks(os.path.join(run_dir, "tb", "pruning")),
+                   extra_callbacks=plan.callbacks(os.path.join(run_dir, "tb", "pruning")),
                    verbose=0)
     for layer in result.model.layers:
-      if isinstance(layer, masks.PruneLowMagnitude):
+      if type(layer).__name__ == "PruneLowMagnitude":
         m = plan.masks[layer.name]
         kernel = layer.layer.kernel.numpy()
         for copy in getattr(layer.layer.kernel, "values", [layer.layer.kernel]):  # every replica
@@ -131,7 +132,7 @@ def test_masked_weights_stay_zero_through_training(tmp_path, devices):
       continue
     # The stripped model computes exactly what the wrapped one does.
     x = next(iter(test_ds))[0]
-    np.testing.assert_allclose(pruner.export_model(result.model)(x).numpy(),
+    np.testing.assert_allclose(plan.export_model(result.model)(x).numpy(),
                                result.model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
 
 
@@ -141,7 +142,7 @@ def test_scratch_init_is_masked_density_scaled_he_and_new():
                                   keras.layers.Conv2D(64, 3, use_bias=False, name="conv1")])
   trained = randomize(big(), 1)
   plan = pruner.select(trained)
-  fresh = pruner.build_fresh(big, plan)
+  fresh = plan.build_fresh(big)
   kernel = masks.conv_kernels(fresh)["conv1"]
   m = plan.masks["conv1"]
   assert np.all(kernel[~m] == 0)
@@ -156,7 +157,7 @@ def test_sparse_flops_count_only_nonzero_conv_weights():
   assert flops.count(model, sparse=True) == dense  # no zeros: convention B == A
   pruner = METHODS.get("magnitude")(ratio=0.8)
   plan = pruner.select(model)
-  wrapped = pruner.shrink(model, plan)
+  wrapped = plan.apply(model)
   assert flops.count(wrapped) == dense  # wrappers add no params (mask/threshold/step skipped)
   sparse = flops.count(wrapped, sparse=True)
   kernels = masks.conv_kernels(wrapped)
@@ -179,8 +180,8 @@ def test_export_keeps_zeros_and_gzip_is_much_smaller(tmp_path):
       2)
   pruner = METHODS.get("magnitude")(ratio=0.9)
   plan = pruner.select(model)
-  stripped = pruner.export_model(pruner.shrink(model, plan))
-  assert not any(isinstance(l, masks.PruneLowMagnitude) for l in stripped.layers)
+  stripped = plan.export_model(plan.apply(model))
+  assert not any(type(l).__name__ == "PruneLowMagnitude" for l in stripped.layers)
   x = np.random.default_rng(0).normal(size=(4, 8, 8, 16)).astype("float32")
   sparse_dir, dense_dir = str(tmp_path / "sparse"), str(tmp_path / "dense")
   export_lib.export_and_verify(stripped, sparse_dir, x)
@@ -202,7 +203,9 @@ def _ctx(tmp_path, pruner, plan=None):
   strategy = make_strategy("one_device")
   ctx = regimes.Context(config=types.SimpleNamespace(epochs=4, lr=0.1, batch_size=8,
                                                      weight_decay=1e-4, momentum=0.9, model="",
-                                                     finetune_epochs=None, finetune_lr=None),
+                                                     finetune_epochs=None, finetune_lr=None,
+                                                     method_options={"lottery_rounds": getattr(
+                                                         pruner, "lottery_rounds", 1)}),
                         lr_schedule="cifar", strategy=strategy,
                         build_full=lambda: vgg_like(), train_ds=None, test_ds=None,
                         run_dir=lambda name: str(tmp_path / name), plan=plan, pruner=pruner)

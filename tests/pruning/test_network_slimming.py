@@ -13,8 +13,8 @@ from tests import helpers
 from tf_rethink import flops
 from tf_rethink.models import MODELS
 from tf_rethink.models.slimming import ChannelSelection, densenet, preresnet, vgg_slim
-from tf_rethink.pruning import METHODS, surgery
-from tf_rethink.pruning import network_slimming as ns
+from tf_rethink.pruning import METHODS
+from tf_rethink.pruning.methods import network_slimming as ns
 
 
 def _tiny_vgg():
@@ -51,7 +51,7 @@ def test_d1_flops_and_params(name, params, flop):
 def test_l1_penalty_adds_exactly_s_sign_gamma():
   s = 1e-3
   model = helpers.randomize(_tiny_vgg(), seed=1)
-  bns = ns.slimming_bns(model)
+  bns = list(ns.slimming_bns(model).values())
   g = bns[0].gamma.numpy()
   g[:2] = [-0.3, 0.0]     # a negative and an exactly-zero gamma: sign -1 and 0
   bns[0].gamma.assign(g)
@@ -65,7 +65,7 @@ def test_l1_penalty_adds_exactly_s_sign_gamma():
       loss = loss_fn(y, m(x, training=True)) if with_ce else 0.0
       if with_reg:
         loss += tf.add_n(m.losses)
-    return tape.gradient(loss, [l.gamma for l in ns.slimming_bns(m)])
+    return tape.gradient(loss, [l.gamma for l in list(ns.slimming_bns(m).values())])
 
   assert len(sparse.losses) == len(bns) == 16
   for reg, bn in zip(grads(sparse, False, True), bns):   # the penalty's own gradient: exact
@@ -77,7 +77,7 @@ def test_l1_penalty_adds_exactly_s_sign_gamma():
 
 
 def _set_gammas(model, values):
-  bns = ns.slimming_bns(model)
+  bns = list(ns.slimming_bns(model).values())
   start = 0
   for bn in bns:
     n = bn.gamma.shape[0]
@@ -89,7 +89,7 @@ def _set_gammas(model, values):
 
 def test_global_threshold_no_ties_prunes_int_total_p_plus_one():
   model = _tiny_vgg()
-  total = sum(bn.gamma.shape[0] for bn in ns.slimming_bns(model))
+  total = sum(bn.gamma.shape[0] for bn in list(ns.slimming_bns(model).values()))
   values = np.random.default_rng(0).permutation(np.arange(1, total + 1)) / total
   values[::3] *= -1   # |gamma| is what counts
   bns = _set_gammas(model, values)
@@ -101,7 +101,7 @@ def test_global_threshold_no_ties_prunes_int_total_p_plus_one():
 
 def test_global_threshold_ties_prune_all_equal_to_threshold():
   model = _tiny_vgg()
-  total = sum(bn.gamma.shape[0] for bn in ns.slimming_bns(model))
+  total = sum(bn.gamma.shape[0] for bn in list(ns.slimming_bns(model).values()))
   values = np.linspace(0.01, 1.0, total)
   t = int(total * 0.3)
   values[t - 3:t + 4] = values[t]  # 7 entries tie at the threshold value
@@ -112,7 +112,7 @@ def test_global_threshold_ties_prune_all_equal_to_threshold():
 
 def test_emptied_layer_keeps_its_largest_channel(caplog):
   model = _tiny_vgg()
-  bns = ns.slimming_bns(model)
+  bns = list(ns.slimming_bns(model).values())
   values = np.concatenate([np.full(bn.gamma.shape[0], 1.0) for bn in bns])
   values[:4] = [0.01, 0.03, 0.02, 0.01]   # conv1 (4 channels) far below everything else
   _set_gammas(model, values)
@@ -134,7 +134,7 @@ def test_d4_masked_bn_model_equals_pruned_model(factory, expect_selection):
   assert bool(selections) == expect_selection
   masked = helpers.copy_model(model)
   ns.apply_bn_masks(masked, masks)
-  small = surgery.shrink(model, plan)
+  small = plan.apply(model)
   x = tf.random.stateless_normal((3,) + model.input_shape[1:], seed=(3, 4))
   np.testing.assert_allclose(small(x, training=False), masked(x, training=False),
                              rtol=1e-5, atol=1e-5)
@@ -143,7 +143,7 @@ def test_d4_masked_bn_model_equals_pruned_model(factory, expect_selection):
   for name in selections:   # the selection keeps exactly the masked channels of its BN
     bn = model.get_layer(name)._inbound_nodes[0].inbound_layers
     assert small.get_layer(name).indices == list(np.flatnonzero(masks[bn.name]))
-  fresh = surgery.shrink(model, plan, copy_weights=False)   # Scratch-E/B: same architecture
+  fresh = plan.apply(model, copy_weights=False)   # Scratch-E/B: same architecture
   assert flops.count(fresh) == flops.count(small)
 
 
@@ -152,7 +152,7 @@ def test_preresnet_plan_keys_and_frozen_stream():
   plan = ns.plan_from_masks(model, ns.bn_masks(model, 0.6))
   for name in plan.keep:
     assert name.endswith(("_select", "_conv1", "_conv2")) or name == "select", name
-  small = surgery.shrink(model, plan)
+  small = plan.apply(model)
   for layer in model.layers:   # the residual stream (conv3, projections) keeps its width
     if layer.name.endswith(("_conv3", "_downsample_conv")):
       assert small.get_layer(layer.name).filters == layer.filters

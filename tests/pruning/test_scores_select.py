@@ -46,3 +46,26 @@ def test_kept_count_truncates_like_the_reference():
 def test_top_k_rejects_bad_k(k):
   with pytest.raises(UsageError):
     select.top_k([1.0, 2.0, 3.0, 4.0], k)
+
+
+def test_rounding_to_the_vector_width():
+  assert select.rounded(22, 32, 16) == 16 and select.rounded(24, 32, 16) == 32
+  assert select.rounded(57, 64, 16) == 64 and select.rounded(3, 64, 16) == 16   # >= one multiple
+  assert select.rounded(6, 16, 16) == 6          # layers of at most round_to channels: as they are
+  assert select.rounded(22, 32, 1) == 22 and select.kept_count(32, 0.3, 16) == 16
+
+
+def test_every_channel_method_states_and_applies_the_rounding():
+  import tf_rethink  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  from tf_rethink.models import MODELS  # pylint: disable=import-outside-toplevel
+  from tf_rethink.pruning import METHODS  # pylint: disable=import-outside-toplevel
+  model = MODELS.get("vgg16").build(input_shape=(32, 32, 3), num_classes=10)
+  for method, kw in (("l1_norm", {"variant": "A"}), ("l1_norm", {"ratio": 0.3}),
+                     ("thinet", {"ratio": 0.3}), ("soft_filter_pruning", {"ratio": 0.3})):
+    plan = METHODS.get(method)(round_to=16, **kw).select(model, None, model_name="vgg16")
+    assert plan.variant.endswith(",round_to=16"), (method, plan.variant)
+    assert plan.keep and all(len(v) % 16 == 0 for v in plan.keep.values()), (method, kw)
+  with pytest.raises(UsageError, match="round_to"):
+    METHODS.get("magnitude")(ratio=0.5, round_to=16)
+  with pytest.raises(UsageError, match="positive integer"):
+    METHODS.get("l1_norm")(ratio=0.5, round_to=0)

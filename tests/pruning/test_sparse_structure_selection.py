@@ -12,7 +12,7 @@ from tests import helpers
 from tf_rethink import flops
 from tf_rethink.models import MODELS
 from tf_rethink.pruning import METHODS
-from tf_rethink.pruning import sparse_structure_selection as sss
+from tf_rethink.pruning.methods import sparse_structure_selection as sss
 
 
 def _resnet20():
@@ -58,12 +58,12 @@ def test_training_drives_scales_to_zero_and_removal_keeps_the_output():
   assert plan.dropped_blocks == ("stage1_block2", "stage2_block2", "stage3_block2")
   for block in plan.dropped_blocks:
     assert float(model.get_layer(f"{block}_scale").scale.numpy()) == 0.0
-  small = pruner.shrink(model, plan)
+  small = plan.apply(model)
   assert not any(l.name.startswith(plan.dropped_blocks) for l in small.layers
                  if not l.name.endswith(("_shortcut",)) and "_relu2" not in l.name)
   np.testing.assert_allclose(small(x, training=False), model(x, training=False), atol=1e-5)
   assert flops.count(small).flops < flops.count(model).flops
-  fresh = pruner.build_fresh(_resnet20, plan)   # Scratch: plain blocks, no scales
+  fresh = plan.build_fresh(_resnet20)   # Scratch: plain blocks, no scales
   assert not sss.block_scales(fresh)
   assert flops.count(fresh).flops == flops.count(small).flops
 
@@ -73,7 +73,7 @@ def test_dropping_a_zero_scale_downsampling_block_keeps_its_shortcut():
   model.get_layer("stage2_block1_scale").scale.assign(0.0)
   plan = METHODS.get("sparse_structure_selection")().select(model)
   assert plan.dropped_blocks == ("stage2_block1",)
-  small = METHODS.get("sparse_structure_selection")().shrink(model, plan)
+  small = plan.apply(model)
   assert "stage2_block1_shortcut" in [l.name for l in small.layers]
   assert "stage2_block1_conv1" not in [l.name for l in small.layers]
   x = tf.random.stateless_normal((2, 8, 8, 3), seed=(4, 5))
@@ -106,7 +106,7 @@ def test_fixed_resnet50_architectures(resnet50_small, variant, blocks):
   pruner = METHODS.get("sparse_structure_selection")(variant=variant)
   plan = pruner.select(full, model_name="resnet50")
   assert len(plan.dropped_blocks) == 16 - blocks
-  small = pruner.build_fresh(lambda: full, plan)
+  small = plan.build_fresh(lambda: full)
   convs = [l for l in small.layers if isinstance(l, keras.layers.Conv2D)
            and not l.name.endswith("downsample_conv")]
   assert len(convs) + 1 == int(variant[len("resnet"):])   # depth = branch convs + stem + fc - 1

@@ -6,7 +6,7 @@ import tf_rethink  # noqa: F401
 from tf_rethink.study import arch_patterns as ap
 from tf_rethink.util.errors import UsageError
 from tf_rethink.models import MODELS
-from tf_rethink.pruning.masks import MaskPlan
+from tf_rethink.pruning.plan import Plan
 
 SHAPE = (16, 16, 1)   # VGG stages at 16, 8, 4, 2, 1
 
@@ -41,8 +41,7 @@ def test_uniform_matches_target_params_within_one_channel_per_layer(stage_ratios
 
 def test_stage_keep_ratios_of_a_hand_built_plan():
   model = _build("vgg16")()   # widths at 0.25: 16,16 | 32,32 | 64x3 | 128x3 | 128x3
-  from tf_rethink.pruning.base import PrunePlan
-  plan = PrunePlan("vgg16", {"conv1": range(8), "conv2": range(16), "conv3": range(8),
+  plan = Plan("vgg16", {"conv1": range(8), "conv2": range(16), "conv3": range(8),
                              "conv4": range(24), "conv8": range(32), "conv12": range(64)})
   got = ap.stage_keep_ratios(model, plan)
   np.testing.assert_allclose(got, [0.75, 0.5, 1.0, 0.75, (1 + 0.5 + 1) / 3])
@@ -72,7 +71,7 @@ def _hand_masks(model):
     if name == "conv2":
       m[1:] = False
     masks[name] = m
-  return MaskPlan("vgg11", masks)
+  return Plan(model="vgg11", masks=masks)
 
 
 def test_unstructured_patterns_of_hand_built_masks():

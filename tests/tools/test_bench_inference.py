@@ -42,7 +42,7 @@ def test_times_two_exported_savedmodels(tmp_path):
   full = MODELS.get("vgg16").build(input_shape=(32, 32, 3), num_classes=10,
                                    width_multiplier=0.0625)
   pruner = METHODS.get("l1_norm")(variant="A")
-  pruned = pruner.shrink(full, pruner.select(full, None, model_name="vgg16"))
+  pruned = pruner.select(full, None, model_name="vgg16").apply(full)
   sample = np.zeros((2, 32, 32, 3), "float32")
   paths = [str(tmp_path / name) for name in ("baseline", "scratch_b")]
   for model, path in zip((full, pruned), paths):

@@ -3,7 +3,7 @@ import pytest
 
 from tf_rethink import flops
 from tf_rethink.models import MODELS
-from tf_rethink.pruning import METHODS, surgery
+from tf_rethink.pruning import METHODS
 from tf_rethink.train import regimes
 
 
@@ -17,7 +17,7 @@ from tf_rethink.train import regimes
 def test_scratch_b_epochs_match_reference(model, variant, epochs, milestones):
   full = MODELS.get(model).build(input_shape=(32, 32, 3), num_classes=10)
   plan = METHODS.get("l1_norm")(variant=variant).select(full, None, model_name=model)
-  pruned = surgery.shrink(full, plan, copy_weights=False)
+  pruned = plan.apply(full, copy_weights=False)
   got = regimes.scratch_b_epochs(160, flops.count(full).flops, flops.count(pruned).flops)
   assert got == epochs
   assert regimes.lr_milestones(got, "cifar") == milestones

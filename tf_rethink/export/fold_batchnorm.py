@@ -1,85 +1,75 @@
-"""Folds inference-mode BatchNormalization into the conv or dense layer that feeds it.
+"""Folds inference-mode BatchNormalization into the layer that feeds it.
 
-In inference BN is the per-channel affine map y = s * (x - mean) + beta with
-s = gamma / sqrt(var + eps). When x = conv(w, input) + b and the conv feeds only that BN, then
-y = conv(w * s, input) + (b - mean) * s + beta: the same function with one layer fewer, one pass
-less over every activation and fewer variables, which is what an exported model should run
-(`export.export_serving`). Training-mode BN (batch statistics) cannot be folded: the result is for
-inference only.
+In inference BN is the per-channel affine map y = s * x + t with s = gamma / sqrt(var + eps),
+t = beta - s * mean. When x is the output of a producer whose output channel c is linear in its
+own weights (conv of any kind, dense: its rule's `fold`) and that producer feeds only that BN,
+then y is the producer with scaled weights and bias s * b + t: the same function with one layer
+fewer, one pass less over every activation and fewer variables, which is what an exported model
+should run (`export.export_serving`). Training-mode BN (batch statistics) cannot be folded: the
+result is for inference only.
 
-Folded: a `Conv2D` (any groups: its output channels are the BN's), `DepthwiseConv2D` (output
-channel i * multiplier + j scales kernel[..., i, j]) or `Dense` whose output goes only to a
-`BatchNormalization` over the last axis. Anything else (BN after an add or a
-concatenation, BN over another axis, layers shared between calls) is left as it is.
+Folded: a BN over the last axis, called once, whose input comes from a single-call producer with
+a `fold` rule and no other consumer. Anything else (BN after an add or a concatenation, BN over
+another axis, shared layers) is left as it is. The folded BN is removed from the model.
 """
 from typing import Dict
 
 import numpy as np
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
-import tf_keras as keras
-
-
-_FOLDABLE = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+from tf_rethink.pruning.graph import view
+from tf_rethink.pruning.rules import RULES, Rule
+from tf_rethink.pruning.rules.normalization import BatchNormRule
+from tf_rethink.pruning.surgery import Edit, rebuild
 
 
 def foldable_pairs(model) -> Dict[str, str]:
-  """BN layer name -> the name of the Conv2D / DepthwiseConv2D / Dense layer folded into it."""
+  """BN layer key -> the key of the producer folded into it."""
+  graph = view(model)
   pairs = {}
-  for layer in model.layers:
-    if not isinstance(layer, keras.layers.BatchNormalization) or len(layer._inbound_nodes) != 1:
+  for call in graph.calls:
+    if not isinstance(RULES.lookup(call.layer), BatchNormRule) or len(
+        graph.calls_of(call.key)) != 1:
       continue
-    axis = layer.axis if isinstance(layer.axis, int) else (
-        layer.axis[0] if len(layer.axis) == 1 else None)
-    rank = len(layer.input_shape)
-    if axis is None or axis % rank != rank - 1:
+    rank = len(graph.shape(call.inputs[0]))
+    axis = call.layer.axis
+    axes = [axis] if isinstance(axis, int) else list(axis)
+    if [a % rank for a in axes] != [rank - 1]:
       continue
-    producer = layer._inbound_nodes[0].inbound_layers
-    if (isinstance(producer, _FOLDABLE)
-        and not isinstance(producer, keras.layers.Conv2DTranspose)
-        and len(producer._inbound_nodes) == 1 and len(producer._outbound_nodes) == 1):
-      pairs[layer.name] = producer.name
+    producer = graph.producer(call.inputs[0])
+    if producer is None or len(graph.calls_of(producer.key)) != 1:
+      continue
+    rule = RULES.lookup(producer.layer)
+    if (rule is None or type(rule).fold is Rule.fold
+        or len(graph.consumers(producer.outputs[0])) != 1):
+      continue
+    pairs[call.key] = producer.key
   return pairs
 
 
-def fold_batchnorm(model: keras.Model) -> keras.Model:
+def bn_affine(bn):
+  """(s, t) of an inference-mode BN: y = s * x + t, per channel, float64."""
+  mean = np.asarray(bn.moving_mean, np.float64)
+  var = np.asarray(bn.moving_variance, np.float64)
+  gamma = np.asarray(bn.gamma, np.float64) if bn.scale else np.ones_like(mean)
+  beta = np.asarray(bn.beta, np.float64) if bn.center else np.zeros_like(mean)
+  s = gamma / np.sqrt(var + bn.epsilon)
+  return s, beta - s * mean
+
+
+def fold_batchnorm(model):
   """A copy of functional `model` with every foldable BN folded into its producer (module
-  docstring); the BN layers become identities of the same name. Same outputs in inference."""
-  pairs = foldable_pairs(model)
-  producers = {p: bn for bn, p in pairs.items()}
+  docstring). Same outputs in inference."""
+  graph = view(model)
+  edits = {}
+  for bn_key, producer_key in foldable_pairs(model).items():
+    producer = graph.layer(producer_key)
+    rule = RULES.lookup(producer)
+    scale, shift = bn_affine(graph.layer(bn_key))
 
-  def clone(layer):
-    if layer.name in pairs:
-      return keras.layers.Activation("linear", name=layer.name)
-    config = layer.get_config()
-    if layer.name in producers:
-      config["use_bias"] = True
-    return layer.__class__.from_config(config)
-
-  folded = keras.models.clone_model(model, clone_function=clone)
-  for layer in model.layers:
-    if layer.name in pairs:
-      continue
-    target = folded.get_layer(layer.name)
-    if layer.name in producers:
-      target.set_weights(_folded_weights(layer, model.get_layer(producers[layer.name])))
-    else:
-      target.set_weights(layer.get_weights())
-  return folded
-
-
-def _folded_weights(producer, bn):
-  """[kernel * s, (bias - mean) * s + beta] with s = gamma / sqrt(var + eps) per out channel
-  (a depthwise kernel [kh, kw, in, multiplier] holds out channel i * multiplier + j at [.., i, j])."""
-  weights = producer.get_weights()
-  kernel = weights[0].astype(np.float64)
-  bias = weights[1].astype(np.float64) if producer.use_bias else np.zeros(kernel.shape[-1])
-  mean = bn.moving_mean.numpy().astype(np.float64)
-  gamma = bn.gamma.numpy().astype(np.float64) if bn.scale else np.ones_like(mean)
-  beta = bn.beta.numpy().astype(np.float64) if bn.center else np.zeros_like(mean)
-  scale = gamma / np.sqrt(bn.moving_variance.numpy().astype(np.float64) + bn.epsilon)
-  dtype = weights[0].dtype
-  kernel_scale = scale.reshape(kernel.shape[-2:]) if isinstance(
-      producer, keras.layers.DepthwiseConv2D) else scale
-  return [(kernel * kernel_scale).astype(dtype),
-          ((bias - mean) * scale + beta).astype(dtype)]
+    def weights(w, producer=producer, rule=rule, scale=scale, shift=shift):
+      dtype = w[0].dtype
+      folded = rule.fold(producer, [np.asarray(v, np.float64) for v in w], scale, shift)
+      return [np.asarray(v).astype(dtype) for v in folded]
+    edits[producer_key] = Edit(config={"use_bias": True}, weights=weights)
+    edits[bn_key] = Edit(bypass=0)
+  return rebuild(model, edits)

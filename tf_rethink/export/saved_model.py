@@ -14,32 +14,35 @@ def float32_copy(model):
   A model trained under mixed precision (bf16/fp16 compute, float32 variables) is exported in
   float32: portable to any device, and its reload can be verified to float32 precision.
   """
-  import tf_keras as keras
-  if all(layer.compute_dtype in (None, "float32") for layer in model.layers):
+  from tf_rethink.pruning.graph import view  # pylint: disable=import-outside-toplevel
+  from tf_rethink.pruning.surgery import Edit, rebuild  # pylint: disable=import-outside-toplevel
+  graph = view(model)
+  layers = {k: graph.layer(k) for k in graph.keys()}
+  mixed = [k for k, l in layers.items() if getattr(l, "compute_dtype", None) not in (None,
+                                                                                   "float32")]
+  if not mixed:
     return model
-
-  def clone(layer):
-    config = layer.get_config()
-    config["dtype"] = "float32"
-    return layer.__class__.from_config(config)
-  copy = keras.models.clone_model(model, clone_function=clone)
-  copy.set_weights(model.get_weights())
-  return copy
+  return rebuild(model, {k: Edit(config={"dtype": "float32"}) for k in mixed})
 
 
 def export_and_verify(model, path: str, sample, atol: float = 1e-4) -> dict:
   """Saves `model` as a SavedModel at `path` (atomically), reloads it, compares outputs on `sample`.
 
+  A Keras 3 model is saved as a `.keras` file instead (`export.keras3.save_keras`).
+
   Mixed-precision models are exported as their float32 copy (`float32_copy`). The Keras
   SavedModel reloads with `keras.models.load_model` (to train on, or to inspect). Returns
   {"path", "bytes"}; raises RuntimeError when the reloaded model disagrees.
   """
+  if _is_keras3(model):
+    from tf_rethink.export import keras3  # pylint: disable=import-outside-toplevel
+    return keras3.save_keras(model, path, sample, atol)
   import tf_keras as keras
   import tensorflow as tf
   model = float32_copy(model)
 
   def save(tmp):
-    model.save(tmp, save_format="tf", include_optimizer=False)
+    model.save(tmp, save_format="tf", include_optimizer=False, options=_SAVE_OPTIONS())
 
   def reloaded_outputs(tmp):
     served = tf.saved_model.load(tmp).signatures["serving_default"]
@@ -55,12 +58,18 @@ def export_serving(model, path: str, sample, atol: float = 1e-4) -> dict:
   What a deployment should run: float32 (`float32_copy`), BatchNormalization folded into the
   conv/dense layer before it (`fold_batchnorm`), every variable frozen into a constant, and one
   `serving_default` signature taking the model's inputs (by their names) and returning
-  {output name: tensor}. Without variables a call carries no per-variable overhead (in a
+  {output name: tensor}. Exception: models with LayerNormalization keep their variables, because
+  with constant gamma / beta TensorFlow's oneDNN graph rewrite fuses the layer norm into a kernel
+  whose variance loses float32 precision when the mean dominates (measured on this package's CI
+  machine: 1.5% error after ConvNeXt's global pool; exact with variables). Without variables a call carries no per-variable overhead (in a
   Python process calling a Keras SavedModel's signature, that overhead grows with the number of
   variables) and the graph has fewer ops: `tools/bench_inference.py` measures both formats.
   It cannot be trained further; `export_and_verify` writes the trainable Keras SavedModel.
   Returns {"path", "bytes"}; RuntimeError when the reload disagrees with `model`.
   """
+  if _is_keras3(model):
+    from tf_rethink.export import keras3  # pylint: disable=import-outside-toplevel
+    return keras3.export_serving(model, path, sample, atol)
   import tensorflow as tf
   from tensorflow.python.framework.convert_to_constants import (  # pylint: disable=g-direct-tensorflow-import
       convert_variables_to_constants_v2)
@@ -70,7 +79,8 @@ def export_serving(model, path: str, sample, atol: float = 1e-4) -> dict:
   specs = [tf.TensorSpec([None, *x.shape[1:]], tf.float32, name=x.name.split(":")[0])
            for x in folded.inputs]
   call = tf.function(lambda *xs: folded(list(xs) if len(xs) > 1 else xs[0], training=False))
-  frozen = convert_variables_to_constants_v2(call.get_concrete_function(*specs))
+  concrete = call.get_concrete_function(*specs)
+  frozen = concrete if _has_layer_norm(folded) else convert_variables_to_constants_v2(concrete)
   names = list(folded.output_names)
 
   @tf.function(input_signature=specs)
@@ -81,9 +91,11 @@ def export_serving(model, path: str, sample, atol: float = 1e-4) -> dict:
 
   module = tf.Module()
   module.serve = serve
+  module.variables_kept = list(folded.variables) if frozen is concrete else []
 
   def save(tmp):
-    tf.saved_model.save(module, tmp, signatures={"serving_default": serve})
+    tf.saved_model.save(module, tmp, signatures={"serving_default": serve},
+                        options=_SAVE_OPTIONS())
 
   def reloaded_outputs(tmp):
     served = tf.saved_model.load(tmp).signatures["serving_default"]
@@ -92,6 +104,27 @@ def export_serving(model, path: str, sample, atol: float = 1e-4) -> dict:
     return [got[names[0]].numpy()]
 
   return _save_verified(model, path, sample, save, reloaded_outputs, atol)
+
+
+def _is_keras3(model) -> bool:
+  from tf_rethink.pruning.graph import adapter_of  # pylint: disable=import-outside-toplevel
+  return adapter_of(model).NAME == "keras3"
+
+
+def _has_layer_norm(model) -> bool:
+  from tf_rethink.pruning.graph import view  # pylint: disable=import-outside-toplevel
+  from tf_rethink.pruning.rules import RULES  # pylint: disable=import-outside-toplevel
+  from tf_rethink.pruning.rules.normalization import LayerNormRule  # pylint: disable=import-outside-toplevel
+  graph = view(model)
+  return any(isinstance(RULES.lookup(graph.layer(k)), LayerNormRule) for k in graph.keys())
+
+
+def _SAVE_OPTIONS():  # pylint: disable=invalid-name
+  """Save without custom gradients: swish / silu (EfficientNet) have one whose captured tensors
+  SavedModel cannot serialize ("Found invalid capture"); exports are for inference and keep the
+  forward function, and a reloaded Keras model retrains with the op's registered gradient."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 
 
 def _save_verified(model, path, sample, save, reloaded_outputs, atol) -> dict:

@@ -8,9 +8,11 @@ that gather with the selected indices in its config: `indices=None` passes every
 unpruned model), and surgery (`tf_rethink.pruning.data_driven`) narrows `indices`. It has no
 weights and costs 0 FLOPs in the reference's convention A (gathers are not counted, spec 5).
 """
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
+
+from tf_rethink.pruning.rules import PRODUCER, RULES, Ctx, Cut, Rule, full
 
 
 @keras.utils.register_keras_serializable(package="tf_rethink")
@@ -50,3 +52,25 @@ class ChannelGather(keras.layers.Layer):
     config = super().get_config()
     config.update(indices=self.indices)
     return config
+
+
+class _GatherRule(Rule):
+  """Surgery rule of `ChannelGather`: a producer whose plan entry keeps output POSITIONS; its
+  indices follow its (possibly pruned) input. Free in convention A (gathers are not counted)."""
+  role = PRODUCER
+
+  def cut(self, c: Ctx) -> Cut:
+    orig = c.layer.indices if c.layer.indices is not None else list(range(c.n_in))
+    keep = c.keep if c.keep is not None else full(len(orig))
+    position = {ch: i for i, ch in enumerate(c.ins[0])}
+    missing = [orig[k] for k in keep if orig[k] not in position]
+    if missing:
+      c.refuse(f"selects input channels {missing[:5]} that the plan removes; leave its input "
+               "unpruned")
+    config = {}
+    if c.layer.indices is not None or keep != full(len(orig)) or not c.inputs_full():
+      config = {"indices": [position[orig[k]] for k in keep]}
+    return Cut(out=keep, config=config)
+
+
+RULES.register_class(_GatherRule(), ChannelGather)

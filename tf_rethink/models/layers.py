@@ -12,9 +12,11 @@
 """
 import math
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
+
+from tf_rethink.pruning.rules import RULES, Ctx, Cut, Free, Rule
 
 def he_fan_out():
   """He-normal initializer on fan-out, untruncated: N(0, 2/(kh*kw*C_out)) (spec 3.3)."""
@@ -114,3 +116,20 @@ class InlineGlobalAveragePooling2D(keras.layers.GlobalAveragePooling2D):
 class InlineAveragePooling2D(keras.layers.AveragePooling2D):
   """An average pool that FLOPs convention A does not count: DenseNet's transition pools with
   the functional `F.avg_pool2d(out, 2)`, which the reference counter's module hooks miss."""
+
+
+class _FixedLayoutRule(Rule):
+  """Surgery rule of `OptionAShortcut`: its zero channels are appended after the input channels,
+  so its inputs must keep all their channels (in the CIFAR ResNets only the first conv of a
+  block is prunable); free in convention A (the reference's zero-padding shortcut)."""
+
+  def cut(self, c: Ctx) -> Cut:
+    if not c.inputs_full():
+      c.refuse("needs all its input channels (option-A zero padding); do not prune the layers "
+               "feeding it")
+    return Cut(out=c.full_out)
+
+
+RULES.register_class(_FixedLayoutRule(), OptionAShortcut)
+# Inline pools: channel-wise like their base classes, but free in convention A.
+RULES.register_class(Free(), InlineGlobalAveragePooling2D, InlineAveragePooling2D)

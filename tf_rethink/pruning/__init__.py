@@ -1,19 +1,29 @@
-"""Structured pruning: plans, pruners (METHODS registry), scores, selection, surgery.
+"""Structured and unstructured pruning: the engine and the methods.
 
-Importing this package registers every method (`--method` value == module name == registry key).
+The engine, in layers: `graph` (the one graph view of a Keras model), `rules` (the rule book: per
+layer type how channels flow, how to cut it, what it costs), `groups` (channel dependency
+groups), `channels` (propagating a plan's kept channels), `surgery` (rebuilding smaller models),
+`masking` (the masked full-size reference), `plan` (the plan protocol), `scores` / `select`
+(criteria and selection), `sampling` / `data_driven` (activation statistics, least squares),
+`blocks` (residual blocks), `weight_masks` (TF-MOT fixed masks). The methods live in `methods/`,
+one module each, registered in `METHODS`.
+
+Lazy: importing this package imports nothing else (rule modules of the zoo import `rules`).
 """
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
-from tf_rethink.util.registry import Registry
-from tf_rethink.pruning.base import Option, PrunePlan, Pruner
+_LAZY = {"METHODS": ("tf_rethink.pruning.methods", "METHODS"),
+         "Option": ("tf_rethink.pruning.methods", "Option"),
+         "Pruner": ("tf_rethink.pruning.methods", "Pruner"),
+         "Plan": ("tf_rethink.pruning.plan", "Plan"),
+         "PrunePlan": ("tf_rethink.pruning.plan", "Plan")}
 
-METHODS = Registry("method")
 
-from tf_rethink.pruning import l1_norm  # noqa: E402,F401  (registers "l1_norm")
-from tf_rethink.pruning import magnitude  # noqa: E402,F401  (registers "magnitude")
-from tf_rethink.pruning import thinet  # noqa: E402,F401  (registers "thinet")
-from tf_rethink.pruning import regression  # noqa: E402,F401  (registers "regression")
-from tf_rethink.pruning import network_slimming  # noqa: E402,F401  (registers it)
-from tf_rethink.pruning import soft_filter_pruning  # noqa: E402,F401  (registers it)
-from tf_rethink.pruning import sparse_structure_selection  # noqa: E402,F401  (registers it)
+def __getattr__(name):
+  if name in _LAZY:
+    import importlib  # pylint: disable=import-outside-toplevel
+    module, attr = _LAZY[name]
+    return getattr(importlib.import_module(module), attr)
+  raise AttributeError(f"module 'tf_rethink.pruning' has no attribute {name!r}")
 
-__all__ = ["METHODS", "Option", "PrunePlan", "Pruner"]
+
+def __dir__():
+  return sorted(list(globals()) + list(_LAZY))

@@ -5,7 +5,7 @@ Dense (in, out).
 """
 import numpy as np
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 from tf_rethink.util.registry import Registry
 
 CRITERIA = Registry("criterion")

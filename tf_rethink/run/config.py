@@ -40,6 +40,7 @@ class Config:
   dataset: str = "embedded"
   variant: str = ""
   prune_ratio: Optional[float] = None
+  round_to: int = 1            # kept channel counts rounded to a multiple (pruning/select.py)
   width_multiplier: Optional[float] = None   # None: PROTOCOL_DEFAULTS of the dataset
   epochs: Optional[int] = None
   batch_size: Optional[int] = None
@@ -80,6 +81,9 @@ class Config:
     _check(self.prune_ratio is None or 0.0 < self.prune_ratio < 1.0,
            f"--prune_ratio={self.prune_ratio} is outside (0, 1); pass the fraction of channels "
            "to remove, e.g. --prune_ratio=0.3")
+    _check(isinstance(self.round_to, int) and self.round_to >= 1,
+           f"--round_to={self.round_to} must be a positive integer (1: no rounding; e.g. 16, the "
+           "float32 vector width of AVX-512)")
     for name in ("epochs", "batch_size"):
       value = getattr(self, name)
       _check(value > 0, f"--{name}={value} must be a positive integer")

@@ -3,8 +3,8 @@
 Workdir layout (every file written atomically, every stage reused when the command is re-run):
   config.json, flags.cfg   the resolved settings (identity checked on re-run)
   baseline/                the large model's run (checkpoints, TensorBoard, final weights)
-  plan.json                the pruned architecture as data (PrunePlan; magnitude: a MaskPlan
-                           with its bit-packed masks in plan.masks.npz)
+  plan.json                the pruned architecture as data (`pruning.plan.Plan`: kept channels,
+                           removed blocks, weight masks, reconstructions; one file)
   <regime>/                one run directory per regime
   results.json             one record per regime
   export/<regime>/         SavedModel of the physically smaller model, verified on reload
@@ -23,7 +23,8 @@ from tf_rethink.run import results as results_lib
 from tf_rethink.run.config import Config
 from tf_rethink.util.errors import UsageError
 from tf_rethink.models import MODELS
-from tf_rethink.pruning import METHODS
+from tf_rethink.pruning.methods import METHODS
+from tf_rethink.pruning.plan import Plan
 from tf_rethink.train import regimes as regimes_lib
 from tf_rethink.train.strategy import make_strategy
 
@@ -43,7 +44,8 @@ def build_full_fn(config: Config):
 
 def make_pruner(config: Config, **overrides):
   """The `--method` of `config` with its variant, ratio and own options (`overrides` win)."""
-  kwargs = dict(variant=config.variant or None, ratio=config.prune_ratio, **config.method_options)
+  kwargs = dict(variant=config.variant or None, ratio=config.prune_ratio, round_to=config.round_to,
+                **config.method_options)
   kwargs.update(overrides)
   return _lookup(METHODS.get, config.method)(**kwargs)
 
@@ -90,7 +92,6 @@ def run(config: Config, flags_text: str = "") -> dict:
 
   keras.utils.set_random_seed(config.seed)
   ctx = make_context(config, pruner)
-  ctx.scalars["baseline"] = _counts_dict(_counts(ctx.build_full()))
   records = _load_records(config.workdir)
   final_model = None
   for name, regime in zip(config.regimes, regimes):
@@ -100,7 +101,7 @@ def run(config: Config, flags_text: str = "") -> dict:
     result = regime(ctx)
     if name == "baseline":
       ctx.baseline_weights = os.path.join(ctx.run_dir("baseline"), "final.weights.h5")
-    records[name] = record_regime(ctx, name, result, pruner.sparse)
+    records[name] = record_regime(ctx, name, result, ctx.sparse and name != "baseline")
     fs.write_json(os.path.join(config.workdir, "results.json"), records)
     final_model = result.model
   print(results_lib.table(records))
@@ -117,7 +118,7 @@ def _export(config: Config, ctx, model) -> None:
   full = ctx.build_full()
   full.load_weights(ctx.baseline_weights)
   sizes, gzipped, serving = {}, {}, {}
-  for name, m in (("baseline", full), (config.regimes[-1], ctx.pruner.export_model(model))):
+  for name, m in (("baseline", full), (config.regimes[-1], ctx.plan.export_model(model))):
     path = os.path.join(config.workdir, "export", name)
     sizes[name] = export_lib.export_and_verify(m, path, sample)["bytes"]
     gzipped[name] = export_lib.gzip_size(path)
@@ -138,27 +139,23 @@ def _prune(ctx, config: Config, baseline_record: dict) -> None:
   """Selects the pruned architecture once per workdir (plan.json) and records both FLOPs."""
   path = os.path.join(config.workdir, "plan.json")
   if os.path.exists(path):
-    ctx.plan = ctx.pruner.load_plan(path)
+    ctx.plan = Plan.load(path)
   else:
     trained = ctx.pruner.prepare(ctx.build_full())  # e.g. with the method's gates
     trained.load_weights(ctx.baseline_weights)
     ctx.plan = ctx.pruner.select(trained, ctx.train_ds, model_name=config.model)
-    ctx.pruner.save_plan(ctx.plan, path)
-  if hasattr(ctx.plan, "summary"):
-    print(ctx.plan.summary())
-  pruned_counts = _counts(ctx.pruner.build_fresh(ctx.build_full, ctx.plan), ctx.pruner.sparse)
+    ctx.plan.save(path)
+  print(ctx.plan.summary())
   ctx.flops_full = baseline_record["flops"]
-  ctx.flops_pruned = pruned_counts.flops
-  for name in ("finetune", "scratch_e", "scratch_b", "lottery"):
-    ctx.scalars[name] = _counts_dict(pruned_counts)
+  ctx.flops_pruned = _counts(ctx.plan.build_fresh(ctx.build_full), ctx.plan.sparse).flops
 
 
 def _dry_run(config: Config, pruner, build_full, cap) -> dict:
   """Builds both architectures (random weights: the plan is a shape preview only, not saved)."""
   full = build_full()
   plan = pruner.select(full, None, model_name=config.model)
-  pruned = pruner.build_fresh(build_full, plan)
-  full_counts, pruned_counts = _counts(full), _counts(pruned, pruner.sparse)
+  pruned = plan.build_fresh(build_full)
+  full_counts, pruned_counts = _counts(full), _counts(pruned, plan.sparse)
   summary = {
       "full": _counts_dict(full_counts),
       "pruned": _counts_dict(pruned_counts),

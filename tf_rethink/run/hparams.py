@@ -10,7 +10,7 @@ as scalars `hparams/test_accuracy`, `hparams/best_test_accuracy` (%), `hparams/p
 import os
 from typing import Mapping
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 

@@ -8,13 +8,17 @@ The defaults run a small experiment on the embedded Fashion-MNIST subset in a fe
 the flagfiles under flags/ set the paper's full-scale settings. A mistake in the command prints one
 line that says how to fix it and exits with status 2.
 """
+import os
 import sys
 from typing import Callable
 
-import tf_rethink  # noqa: F401  (selects the Keras 2 API before TensorFlow is imported)
+# A program of its own: tf.keras is tf_keras here (TF-MOT, the regimes), before TensorFlow loads.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tf_rethink  # noqa: E402,F401
 from absl import app
-from absl import flags
-from absl import logging
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
 
 from tf_rethink.util import quiet
 from tf_rethink.run.config import Config, JIT_CHOICES, LR_SCHEDULES, PRECISIONS, REGIME_CHOICES
@@ -31,6 +35,8 @@ flags.DEFINE_string("variant", _D.variant, "The method's predefined target, e.g.
                     "empty: the method's default for the model.")
 flags.DEFINE_float("prune_ratio", _D.prune_ratio, "Fraction of channels to remove in every prunable "
                    "layer, instead of a predefined variant.")
+flags.DEFINE_integer("round_to", _D.round_to, "Round every kept channel count to a multiple of "
+                     "this (the vector width CPU/GPU kernels compute in; 1: the paper's counts).")
 flags.DEFINE_float("width_multiplier", None, "Scales every layer width of the model (1.0 = the "
                    "paper's widths; default 1.0 on CIFAR/ImageNet, 0.25 on Fashion-MNIST data).")
 flags.DEFINE_integer("epochs", None, "Epochs of the large model and of Scratch-E (default: 160 "

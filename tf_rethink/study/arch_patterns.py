@@ -21,29 +21,25 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import numpy as np
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
-import tf_keras as keras
 
 from tf_rethink import flops as flops_lib
 from tf_rethink.util.errors import UsageError
-from tf_rethink.pruning import surgery
-from tf_rethink.pruning.base import PrunePlan
-from tf_rethink.pruning.masks import MaskPlan
+from tf_rethink.pruning.graph import view
+from tf_rethink.pruning.groups import channel_groups
+from tf_rethink.pruning.plan import Plan
+from tf_rethink.pruning.rules.conv import is_conv
 
-_CONVS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
-
-
-def _is_conv(layer) -> bool:
-  return isinstance(layer, _CONVS) and not isinstance(layer, keras.layers.Conv2DTranspose)
 
 
 def prunable_convs(model) -> List[str]:
   """The convs whose output channels can be pruned on their own (surgery's rule), in order."""
-  return surgery.prunable_layers(model, _is_conv)
+  graph = view(model)
+  return [n for n in channel_groups(graph).uncoupled() if is_conv(graph.layer(n))]
 
 
 def all_convs(model) -> List[str]:
-  return [layer.name for layer in model.layers if _is_conv(layer)]
+  graph = view(model)
+  return [key for key in graph.keys() if is_conv(graph.layer(key))]
 
 
 def stages(model, names: Optional[Sequence[str]] = None) -> Dict[str, int]:
@@ -69,25 +65,25 @@ def scaled(width: int, ratio: float) -> int:
 
 
 def width_plan(widths: Mapping[str, int], full: Mapping[str, int], *, model_name: str = "",
-               method: str = "", variant: str = "") -> PrunePlan:
+               method: str = "", variant: str = "") -> Plan:
   """A plan keeping the first k channels of each layer (which ones is irrelevant for scratch
   training); layers at full width are left out."""
   keep = {n: tuple(range(k)) for n, k in widths.items() if k < full[n]}
-  return PrunePlan(model=model_name, keep=keep, method=method, variant=variant)
+  return Plan(model=model_name, keep=keep, method=method, variant=variant)
 
 
 class ParamCounter:
   """Parameters of the freshly built architecture of a plan (cached per plan; the full model is
   built once)."""
 
-  def __init__(self, build_full: Callable[[], keras.Model]):
+  def __init__(self, build_full: Callable[[], object]):
     self.full = build_full()
     self._cache: Dict[Tuple, int] = {}
 
-  def __call__(self, plan: PrunePlan) -> int:
+  def __call__(self, plan: Plan) -> int:
     key = tuple(sorted((k, len(v)) for k, v in plan.keep.items()))
     if key not in self._cache:
-      small = surgery.shrink(self.full, plan, copy_weights=False) if plan.keep else self.full
+      small = plan.apply(self.full, copy_weights=False) if plan.keep else self.full
       self._cache[key] = flops_lib.count_params(small)
     return self._cache[key]
 
@@ -97,7 +93,7 @@ def uniform_widths(full: Mapping[str, int], ratio: float) -> Dict[str, int]:
 
 
 def uniform_plan_matching(counter: ParamCounter, target_params: int, *, model_name: str = "",
-                          iterations: int = 40) -> Tuple[PrunePlan, float]:
+                          iterations: int = 40) -> Tuple[Plan, float]:
   """The uniform plan (same keep ratio in every prunable conv) whose parameter count is closest
   to `target_params`, by bisection over the ratio; returns (plan, ratio)."""
   names = prunable_convs(counter.full)
@@ -119,7 +115,7 @@ def uniform_plan_matching(counter: ParamCounter, target_params: int, *, model_na
   return plan_at(best), best
 
 
-def layer_keep_ratios(model, plan: PrunePlan, names: Optional[Sequence[str]] = None
+def layer_keep_ratios(model, plan: Plan, names: Optional[Sequence[str]] = None
                       ) -> Dict[str, float]:
   """Layer -> kept / full output channels (1.0 for layers the plan leaves alone)."""
   names = list(names) if names is not None else prunable_convs(model)
@@ -127,7 +123,7 @@ def layer_keep_ratios(model, plan: PrunePlan, names: Optional[Sequence[str]] = N
   return {n: len(plan.keep[n]) / full[n] if n in plan.keep else 1.0 for n in names}
 
 
-def stage_keep_ratios(model, plan: PrunePlan) -> List[float]:
+def stage_keep_ratios(model, plan: Plan) -> List[float]:
   """Per stage, the mean keep ratio of its prunable convs (spec 2.9.4)."""
   ratios = layer_keep_ratios(model, plan)
   st = stages(model, list(ratios))
@@ -136,7 +132,7 @@ def stage_keep_ratios(model, plan: PrunePlan) -> List[float]:
 
 
 def guided_plan(model, stage_ratios: Sequence[float], *, model_name: str = "",
-                method: str = "guided", variant: str = "") -> PrunePlan:
+                method: str = "guided", variant: str = "") -> Plan:
   """Every prunable conv of stage s keeps round(w * stage_ratios[s]) channels."""
   names = prunable_convs(model)
   st = stages(model, names)
@@ -149,11 +145,11 @@ def guided_plan(model, stage_ratios: Sequence[float], *, model_name: str = "",
   return width_plan(widths, full, model_name=model_name, method=method, variant=variant)
 
 
-def layer_sparsity(plan: MaskPlan) -> Dict[str, float]:
+def layer_sparsity(plan: Plan) -> Dict[str, float]:
   return plan.sparsity()
 
 
-def stage_sparsity(model, plan: MaskPlan) -> List[float]:
+def stage_sparsity(model, plan: Plan) -> List[float]:
   """Per stage, pruned weights / all weights of its masked convs."""
   st = stages(model, list(plan.masks))
   out = []
@@ -163,7 +159,7 @@ def stage_sparsity(model, plan: MaskPlan) -> List[float]:
   return out
 
 
-def kernel_position_keep(model, plan: MaskPlan) -> List[np.ndarray]:
+def kernel_position_keep(model, plan: Plan) -> List[np.ndarray]:
   """Per stage, a (kh, kw) array: the fraction of kept weights at each kernel position (over
   the input and output channels of the stage's convs, weighted by their sizes; spec 2.9.3)."""
   st = stages(model, list(plan.masks))
@@ -181,7 +177,7 @@ def kernel_position_keep(model, plan: MaskPlan) -> List[np.ndarray]:
 
 
 def random_masks(model, sparsity: Union[float, Mapping[str, float]], seed: int = 0, *,
-                 model_name: str = "") -> MaskPlan:
+                 model_name: str = "") -> Plan:
   """Uniform random sparsification: each conv keeps exactly n - round(n * s) of its n weights,
   uniformly at random (s per layer, or the same for every conv)."""
   rng = np.random.default_rng(seed)
@@ -195,11 +191,11 @@ def random_masks(model, sparsity: Union[float, Mapping[str, float]], seed: int =
     flat = np.ones(n, dtype=bool)
     flat[rng.permutation(n)[:int(round(n * float(s)))]] = False
     masks[name] = flat.reshape(shape)
-  return MaskPlan(model_name, masks, method="uniform_random", variant=f"seed={seed}")
+  return Plan(model=model_name, masks=masks, method="uniform_random", variant=f"seed={seed}")
 
 
 def guided_masks(model, position_keep: Sequence[np.ndarray], seed: int = 0, *,
-                 model_name: str = "", method: str = "guided") -> MaskPlan:
+                 model_name: str = "", method: str = "guided") -> Plan:
   """Guided sparsification: each weight of a conv in stage s at kernel position (i, j) is kept
   independently with probability position_keep[s][i, j]."""
   names = all_convs(model)
@@ -215,7 +211,7 @@ def guided_masks(model, position_keep: Sequence[np.ndarray], seed: int = 0, *,
     if p.shape != shape[:-2]:
       raise UsageError(f"{name}: kernel {shape[:-2]} does not fit the pattern's {p.shape}")
     masks[name] = rng.random(shape) < p[..., None, None]
-  return MaskPlan(model_name, masks, method=method, variant=f"seed={seed}")
+  return Plan(model=model_name, masks=masks, method=method, variant=f"seed={seed}")
 
 
 def mean_patterns(patterns: Sequence[Sequence]) -> List:

@@ -27,7 +27,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tf_rethink.pruning import METHODS
+from tf_rethink.pruning.methods import METHODS
+from tf_rethink.pruning.plan import Plan
 from tf_rethink.run import experiment
 from tf_rethink.run.repeats import mean_std
 from tf_rethink.study import arch_patterns as ap
@@ -58,7 +59,7 @@ class Search:
     self.seeds = list(config.seed_list or (config.seed,))
     self.build_full = experiment.build_full_fn(config)
     self.pruner_cls = METHODS.get(config.method)
-    self.sparse = bool(self.pruner_cls.sparse)
+    self.sparse = self.pruner_cls.plan_kind == "weights"
     self.transfer = fs.read_json(transfer_from) if transfer_from else None
     if self.transfer and self.transfer["sparse"] != self.sparse:
       raise UsageError(f"{transfer_from} holds {'un' if self.transfer['sparse'] else ''}structured "
@@ -90,8 +91,8 @@ class Search:
         path = self.path("plans", f"pruned_r{_rkey(r)}_seed{seed}.json")
         pruner = self.pruner(r)
         if not os.path.exists(path):
-          pruner.save_plan(pruner.select(trained, None, model_name=self.config.model), path)
-        plans[r][seed] = pruner.load_plan(path)
+          pruner.select(trained, None, model_name=self.config.model).save(path)
+        plans[r][seed] = Plan.load(path)
     return plans
 
   def patterns(self, plans) -> dict:
@@ -166,7 +167,7 @@ class Search:
       return fs.read_json(done)["scratch_e"]
     c = dataclasses.replace(self.config, seed=seed, seeds="", workdir=arch_dir)
     pruner = self.pruner(ratio)
-    pruner.save_plan(plan, os.path.join(arch_dir, "plan.json"))
+    plan.save(os.path.join(arch_dir, "plan.json"))
     keras.utils.set_random_seed(seed)
     np.random.seed(seed)
     ctx = experiment.make_context(c, pruner, plan=plan)

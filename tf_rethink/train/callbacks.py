@@ -4,7 +4,7 @@ import os
 import time
 from typing import Dict, List, Mapping
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 

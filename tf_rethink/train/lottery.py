@@ -9,8 +9,8 @@ equivalent to the reference's masked full-size model with the leak of spec 7.4 f
 E epochs on the large model's schedule and initial lr (`--lr`: the paper compares 0.1 and 0.01).
 `--regime=lottery` then runs `scratch_e`: the same plan with a new random initialization.
 
-Iterative pruning (`--lottery_rounds=n` of `--method=magnitude`): round 1 trains the ticket of the
-one-shot plan; each further round prunes `--prune_ratio` of the REMAINING conv weights of the
+Iterative pruning (`--lottery_rounds=n`, an option of `--method=magnitude`): round 1 trains the
+ticket of the one-shot plan; each further round prunes `--prune_ratio` of the REMAINING conv weights of the
 previous round's trained ticket (reference `cifar_prune_iterative.py`), rewinds the survivors to
 theta_0 and retrains; final sparsity 1 - (1 - p)^n. Rounds run in lottery/round<k>/ (their plans
 in lottery/round<k>/plan.json); the last round is the regime's result, and its plan is the one
@@ -18,8 +18,9 @@ the following `scratch_e` uses.
 """
 import os
 
-from tf_rethink.util.errors import UsageError
+from tf_rethink.pruning.plan import Plan
 from tf_rethink.train.registry import REGIMES
+from tf_rethink.util.errors import UsageError
 
 
 @REGIMES.register("lottery")
@@ -28,7 +29,7 @@ def lottery(ctx):
   if not os.path.exists(init):
     raise UsageError(f"{init} is missing (the baseline's initial weights, saved when a baseline "
                      "starts); run the lottery regime in a new --workdir")
-  rounds = int(getattr(ctx.pruner, "lottery_rounds", 1))
+  rounds = int(ctx.config.method_options.get("lottery_rounds", 1))
   spec = ctx.scheduled_spec(ctx.config.epochs)
   result = None
   for r in range(1, rounds + 1):
@@ -36,10 +37,10 @@ def lottery(ctx):
     if r > 1:
       path = os.path.join(ctx.run_dir(name), "plan.json")
       if os.path.exists(path):
-        ctx.plan = ctx.pruner.load_plan(path)
+        ctx.plan = Plan.load(path)
       else:
         ctx.plan = ctx.pruner.select(result.model, ctx.train_ds, model_name=ctx.config.model)
-        ctx.pruner.save_plan(ctx.plan, path)
+        ctx.plan.save(path)
     result = ctx.fit(name, lambda: ctx.build_pruned_inherited(init), spec,
                      extra_callbacks=ctx.pruned_callbacks(name))
   return result

@@ -16,7 +16,7 @@ Distribution: `tf_keras` sums the replicas' gradients (each replica's loss is al
 with the same aggregated gradient. Adding `wd * w` inside `update_step` therefore adds it once,
 exactly as on one device (tested in tests/train/test_optimizer.py on 2 logical CPUs).
 """
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 

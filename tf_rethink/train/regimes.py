@@ -1,6 +1,7 @@
 """The paper's training regimes (Liu et al., ICLR 2019, section 3), one function each.
 
-Every regime starts from the pruned architecture as data (a `PrunePlan`), never from a live
+Every regime starts from the pruned architecture as data (a `Plan`: it rebuilds the pruned model,
+fresh or with inherited weights, and says which callbacks its training needs), never from a live
 pruning object:
   - baseline:  the large model, E epochs, lr drops x0.1 at 50% and 75% of E (CIFAR) or every E/3
                epochs (ImageNet).
@@ -19,6 +20,7 @@ import dataclasses
 import os
 from typing import Callable, Optional, Tuple
 
+from tf_rethink import flops
 from tf_rethink.train import speed
 from tf_rethink.util import fs
 from tf_rethink.train import trainer
@@ -55,13 +57,12 @@ class Context:
   train_ds: "object"
   test_ds: "object"
   run_dir: Callable[[str], str]         # regime name -> its run directory
-  plan: "object" = None                 # PrunePlan, set after pruning
-  pruner: "object" = None
+  plan: "object" = None                 # pruning.plan.Plan, set after pruning
+  pruner: "object" = None               # the method: prepares and trains the large model
   baseline_weights: Optional[str] = None
   flops_full: int = 0
   flops_pruned: int = 0
   scratch_b_cap: Optional[float] = None
-  scalars: dict = dataclasses.field(default_factory=dict)
 
   def spec(self, epochs: int, lr: float, milestones: Tuple[int, ...]) -> "trainer.TrainSpec":
     c = self.config
@@ -72,25 +73,35 @@ class Context:
   def scheduled_spec(self, epochs: int) -> "trainer.TrainSpec":
     return self.spec(epochs, self.config.lr, lr_milestones(epochs, self.lr_schedule))
 
+  @property
+  def sparse(self) -> bool:
+    """Whether pruned models are counted in FLOPs convention B (weight masks)."""
+    return bool(self.plan is not None and self.plan.sparse)
+
   def fit(self, name: str, build_model: Callable, spec,
           extra_callbacks=()) -> "trainer.TrainResult":
+    """Trains `build_model()` in the regime's run directory; TensorBoard gets the params and
+    FLOPs of the model actually trained (convention B for weight-masked pruned models)."""
+    sparse = self.sparse and name != "baseline"
     return trainer.train(build_model, self.train_ds, self.test_ds, spec, strategy=self.strategy,
-                         run_dir=self.run_dir(name), scalars=self.scalars.get(name),
+                         run_dir=self.run_dir(name),
+                         scalars=lambda model: dataclasses.asdict(flops.count(model,
+                                                                              sparse=sparse)),
                          extra_callbacks=extra_callbacks, verbose=self.config.verbose,
                          speed=speed.from_config(self.config))
 
   def build_pruned_fresh(self):
-    return self.pruner.build_fresh(self.build_full, self.plan)
+    return self.plan.build_fresh(self.build_full)
 
   def build_pruned_inherited(self, weights: Optional[str] = None):
     """The pruned model with the weights in `weights` (default: the trained baseline's)."""
     full = self.pruner.prepare(self.build_full())  # the trained model's architecture
     full.load_weights(weights or self.baseline_weights)
-    return self.pruner.build_inherited(full, self.plan)
+    return self.plan.apply(full)
 
   def pruned_callbacks(self, name: str):
-    """The method's callbacks for training a pruned model (e.g. TF-MOT's mask steps)."""
-    return self.pruner.pruned_callbacks(os.path.join(self.run_dir(name), "tb", "pruning"))
+    """The plan's callbacks for training a pruned model (e.g. TF-MOT's mask steps)."""
+    return self.plan.callbacks(os.path.join(self.run_dir(name), "tb", "pruning"))
 
   def init_weights(self) -> str:
     """Where the baseline's initial weights (theta_0, for the lottery regime) are saved."""

@@ -11,7 +11,7 @@ rule; the callback and the step-driven `LearningRateSchedule` both call it.
 """
 from typing import Sequence
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 

@@ -20,7 +20,7 @@ section); "auto" picks per device:
 import contextlib
 import dataclasses
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 

@@ -9,7 +9,7 @@ uses the mean gradient over the global batch.
 import os
 from typing import Dict, Optional, Sequence, Tuple
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 
 from tf_rethink.util.errors import UsageError

@@ -17,12 +17,13 @@ import dataclasses
 import json
 import os
 import shutil
-from typing import Callable, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Mapping, Optional, Sequence, Tuple, Union
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
+from tf_rethink.pruning.graph import require_tf_keras
 from tf_rethink.util import fs
 from tf_rethink.util.errors import UsageError
 from tf_rethink.train import callbacks as cb
@@ -81,6 +82,7 @@ def compile_model(model: keras.Model, spec: TrainSpec,
 
   `speed` (default `speed.FLOAT32`) sets XLA and steps per execution; build the model inside
   `speed_lib.policy_scope(speed)` for its mixed precision."""
+  require_tf_keras(model, "training (the paper's regimes: SGD with coupled L2, step lr)")
   speed = speed or speed_lib.FLOAT32
   model.compile(optimizer=make_optimizer(spec),
                 loss=speed_lib.SparseCrossEntropy(from_logits=True),
@@ -124,7 +126,8 @@ def _load_finished(model: keras.Model, run_dir: str) -> Optional[TrainResult]:
 def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: TrainSpec, *,
           strategy: tf.distribute.Strategy, run_dir: str,
           extra_callbacks: Sequence[keras.callbacks.Callback] = (),
-          scalars: Optional[Mapping[str, float]] = None, verbose=1,
+          scalars: Union[None, Mapping[str, float], Callable[[keras.Model], Mapping]] = None,
+          verbose=1,
           speed: Optional[SpeedSettings] = None) -> TrainResult:
   """Trains `build_model()` for `spec.epochs` epochs; resumes or reuses what `run_dir` holds.
 
@@ -138,7 +141,8 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
       weights, optimizer state and lr; if the run already finished, it is loaded, not retrained.
     extra_callbacks: e.g. a pruner's callbacks; run after the lr and history callbacks and
       before TensorBoard and the backup.
-    scalars: logged once to TensorBoard (e.g. {"params": ..., "flops": ...}).
+    scalars: logged once to TensorBoard (e.g. {"params": ..., "flops": ...}), or a function of the
+      built model returning them.
     verbose: Keras progress bar (0 silent, 1 bar, 2 one line per epoch).
     speed: how the steps execute (mixed precision, XLA, steps per execution; `speed.py`);
       None: float32 (`speed.FLOAT32`). main.py passes the --mixed_precision etc. flags.
@@ -163,7 +167,8 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
   recorder = cb.HistoryRecorder(history_path)
   tb_dir = os.path.join(run_dir, "tb")
   if scalars and chief and not recorder.epochs:
-    cb.write_scalars(os.path.join(tb_dir, "train"), scalars)
+    cb.write_scalars(os.path.join(tb_dir, "train"), scalars(model) if callable(scalars) else
+                     scalars)
   callbacks = [StepLR(spec.lr, spec.milestones, spec.gamma), recorder, *extra_callbacks,
                keras.callbacks.TensorBoard(tb_dir, histogram_freq=0, write_graph=False,
                                            profile_batch=0, update_freq="epoch"),

@@ -24,16 +24,19 @@ Dense after a global pool) directly: e.g. all 13 convs of the CIFAR VGG, the fir
 every ResNet bottleneck, the first conv of every CIFAR ResNet block. Without data (--dry_run) the
 channels are ranked by L1 norm: the architecture is the same.
 
-Deviation: one sampling pass for all layers (see `data_driven`), no fine-tuning between layers.
+Deviations: one sampling pass for all layers, no fine-tuning between layers, and the rescaling
+is ridge-regularized toward 1 (plain slicing) and kept only when it lowers the held-out error
+(see `data_driven`).
 """
 import numpy as np
 
-from tf_rethink.pruning import METHODS
-from tf_rethink.pruning.base import Option
-from tf_rethink.pruning.data_driven import (DataDrivenPruner, FixedWidths, least_squares,
-                                            resnet50_widths, vgg_widths)
 from tf_rethink.models.pruned_imagenet import VGG16_GAP_CFG
 from tf_rethink.models.vgg import IMAGENET_VGG16_CFG
+from tf_rethink.pruning.data_driven import (RIDGE_GRID, DataDrivenPruner, FixedWidths,
+                                            least_squares, resnet50_widths, ridge, vgg_widths)
+from tf_rethink.pruning.methods.base import Option
+from tf_rethink.pruning.methods.registry import METHODS
+from tf_rethink.util.errors import UsageError
 
 _THINET_CONV = [32, 32, "M", 64, 64, "M", 128, 128, 128, "M", 256, 256, 256, "M", 512, 512, 512,
                 "M"]
@@ -85,10 +88,22 @@ def greedy_remove(gram: np.ndarray, count: int) -> list:
   return order
 
 
-def rescale(gram: np.ndarray, kept) -> np.ndarray:
-  """Least-squares scales w of the kept channels: argmin ||sum_c xhat_c - sum_{k} w_k xhat_k||^2."""
+def rescale(gram: np.ndarray, kept, lam: float = 0.0) -> np.ndarray:
+  """Scales w of the kept channels: argmin ||sum_c xhat_c - sum_{k} w_k xhat_k||^2, with
+  lam > 0 the ridge toward w = 1 (plain slicing)."""
   kept = np.asarray(kept)
-  return least_squares(gram, kept, gram[kept].sum(axis=1))
+  rhs = gram[kept].sum(axis=1)
+  if lam == 0.0:
+    return least_squares(gram, kept, rhs)
+  return ridge(gram, kept, rhs, np.ones(len(kept)), lam)
+
+
+def output_error(gram: np.ndarray, kept, scales) -> float:
+  """||sum_c xhat_c - sum_k w_k xhat_k||^2 per sample, from a Gram matrix (held-out)."""
+  kept = np.asarray(kept)
+  w = np.asarray(scales, np.float64)
+  total = float(gram.sum())
+  return total - 2.0 * float(w @ gram[kept].sum(axis=1)) + float(w @ gram[np.ix_(kept, kept)] @ w)
 
 
 @METHODS.register("thinet")
@@ -103,10 +118,11 @@ class ThiNetPruner(DataDrivenPruner):
                                  "(paper: 10)."),
   }
 
+  images_option = "--thinet_images_per_class"
+
   def __init__(self, *, thinet_images_per_class: int = 10, thinet_locations: int = 10, **kwargs):
     super().__init__(**kwargs)
     if thinet_images_per_class < 1 or thinet_locations < 1:
-      from tf_rethink.util.errors import UsageError  # pylint: disable=import-outside-toplevel
       raise UsageError("--thinet_images_per_class and --thinet_locations must be >= 1")
     self.images_per_class = int(thinet_images_per_class)
     self.locations = int(thinet_locations)
@@ -115,10 +131,17 @@ class ThiNetPruner(DataDrivenPruner):
     return dict(kind="thinet", images=self.images_per_class * num_classes,
                 per_class=self.images_per_class, locations=self.locations)
 
-  def _select_layer(self, gram, kernel, keep_count, samples):
-    del samples
+  def _select(self, gram, kernel, keep_count):
     n = gram.shape[0]
     removed = set(greedy_remove(gram, n - keep_count))
-    kept = np.array([c for c in range(n) if c not in removed])
-    scales = rescale(gram, kept)
-    return kept, kernel[:, :, kept, :] * scales[None, None, :, None]
+    return np.array([c for c in range(n) if c not in removed])
+
+  def _plain_error(self, held, kernel, kept) -> float:
+    return output_error(held, kept, np.ones(len(kept)))
+
+  def _candidates(self, gram, held, kernel, kept):
+    kept = np.asarray(kept)
+    for lam in RIDGE_GRID:
+      scales = rescale(gram, kept, lam)
+      yield lam, kernel[:, :, kept, :] * scales[None, None, :, None], output_error(held, kept,
+                                                                                   scales)

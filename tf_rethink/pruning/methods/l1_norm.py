@@ -13,28 +13,33 @@ width-multiplied models; on full-width models they give exactly the widths of sp
   (`stage{s}_block{b}_conv1`). Layer ids count convs from 1 (stem) in module order (for resnet34
   only 3x3 convs), so the first conv of global block g (1-based) has id 2g; ids in the skip list
   are not pruned, the others lose the ratio of their stage.
-`ratio=p` instead prunes every conv whose output is not coupled to a residual merge, a fixed-width
-layer or the model output (user models and other registered models): the paper's rule, Li et al.
-prune only the first conv of a residual block. With `prune_coupled` (the default of the Python API
-`tf_rethink.prune`) it also prunes the channel GROUPS of `coupling.channel_groups` (all convs
-summed by one residual stage, a squeeze-and-excite conv with the conv it rescales): a group is
-scored per channel by the SUM of its members' filter L1 norms, the int(n * (1 - p)) best channel
-indices are kept, and the plan lists every member with those same indices. Groups that touch a
-layer the engine cannot follow (Lambda, custom layers without a rule, a reshape that mixes
-channels), the network input or the model output stay unpruned and are logged by layer name.
+`ratio=p` instead prunes every producer (conv of any kind: plain, grouped, separable, transposed;
+dense) whose output is not coupled to a merge, a layer needing all its inputs or the model output
+(user models and other registered models): the paper's rule, Li et al. prune only the first conv
+of a residual block. With `prune_coupled` (the default of the Python API `tf_rethink.prune`) it
+also prunes the channel GROUPS of `groups.channel_groups` (all convs summed by one residual stage,
+a squeeze-and-excite conv with the conv it rescales, the layers a shared layer reads): a group is
+scored per channel by the SUM of its members' filter L1 norms (a separable conv's pointwise
+kernel, a transposed conv's output filters), the int(n * (1 - p)) best channel indices are kept
+(whole conv groups for grouped convs pruned by groups, equally many per conv group for balanced
+ones: `select.top_in_group`), and the plan lists every member with those same indices. Groups that
+touch a layer the engine cannot follow, the network input or the model output stay unpruned; one
+summary line says how many and why (`GroupReport.summary`).
 """
 import dataclasses
 import logging
 import re
 from typing import Dict, Mapping, Optional, Tuple
 
-from tf_rethink.util.errors import UsageError
-from tf_rethink.pruning import METHODS, coupling, surgery
-from tf_rethink.pruning.base import Option, PrunePlan, Pruner
+from tf_rethink.pruning.graph import view
+from tf_rethink.pruning.groups import channel_groups
+from tf_rethink.pruning.methods.base import Option, Pruner
+from tf_rethink.pruning.methods.registry import METHODS
+from tf_rethink.pruning.plan import Plan
+from tf_rethink.pruning.rules import RULES
 from tf_rethink.pruning.scores import l1_norm
-from tf_rethink.pruning.select import top_ratio
-
-import tf_keras as keras
+from tf_rethink.pruning.select import top_in_group, top_ratio
+from tf_rethink.util.errors import UsageError
 
 _log = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ class LayerRatios:
   convs: int
 
   def resolve(self, model) -> Dict[str, float]:
-    names = {layer.name for layer in model.layers}
+    names = set(view(model).keys())
     expected = {f"conv{i}" for i in range(1, self.convs + 1)}
     if not expected <= names or f"conv{self.convs + 1}" in names:
       raise UsageError(f"model {model.name!r} does not have the layers conv1..conv{self.convs} "
@@ -70,8 +75,8 @@ class BlockRatios:
   stage_ratios: Tuple[float, ...]
 
   def resolve(self, model) -> Dict[str, float]:
-    found = sorted((tuple(map(int, m.groups())), layer.name) for layer in model.layers
-                   for m in [_BLOCK_CONV1.match(layer.name)] if m)
+    found = sorted((tuple(map(int, m.groups())), key) for key in view(model).keys()
+                   for m in [_BLOCK_CONV1.match(key)] if m)
     per_stage = [sum(1 for (s, _), _ in found if s == stage)
                  for stage in range(1, len(self.blocks) + 1)]
     if tuple(per_stage) != self.blocks or len(found) != sum(self.blocks):
@@ -106,20 +111,9 @@ def supported_variants() -> str:
 
 
 def filter_kernel(layer):
-  """The kernel with output channels on the last axis (None for layers without one)."""
-  weights = layer.get_weights()
-  if isinstance(layer, keras.layers.SeparableConv2D):
-    return weights[1]            # pointwise (1, 1, in * m, out)
-  if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
-                        keras.layers.Conv3DTranspose)):
-    return weights[0].swapaxes(-1, -2)
-  return weights[0] if weights and weights[0].ndim >= 2 else None
-
-
-def _is_conv(layer) -> bool:
-  return (isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D))
-          and not isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
-                                     keras.layers.Conv3DTranspose)))
+  """The layer's kernel with output channels on the last axis (its rule's `kernel`), or None."""
+  rule = RULES.lookup(layer)
+  return rule.kernel(layer) if rule is not None else None
 
 
 @METHODS.register("l1_norm")
@@ -150,9 +144,7 @@ class L1NormPruner(Pruner):
                      ratio=None if ratio is None else float(ratio), **kwargs)
 
   def layer_ratios(self, model, model_name: str = "") -> Dict[str, float]:
-    """Layer name -> prune ratio for this variant/ratio on `model`."""
-    if self.ratio is not None:
-      return {n: self.ratio for n in surgery.prunable_layers(model, _is_conv)}
+    """Layer key -> prune ratio of this variant on `model` (variant mode)."""
     name = model_name or model.name
     spec = VARIANTS.get(name, {}).get(self.variant)
     if spec is None:
@@ -161,41 +153,40 @@ class L1NormPruner(Pruner):
                        "ratio=p in Python)")
     return spec.resolve(model)
 
-  def select(self, model, data=None, *, model_name: str = "") -> PrunePlan:
-    """Keeps, per layer, the int(n*(1-p)) filters with the largest sum |W| over (kh, kw, in).
-
-    `data` is ignored (the criterion is data-free). Layers with ratio 0 are left out of the plan.
-    """
+  def select(self, model, data=None, *, model_name: str = "") -> Plan:
+    """Keeps, per layer (or channel group), the int(n*(1-p)) filters with the largest sum |W|
+    over (kh, kw, in) (summed over a group's members). `data` is ignored (the criterion is
+    data-free). Layers with ratio 0 are left out of the plan."""
     del data
-    if self.ratio is None:
-      model_name = model_name or model.name   # the variant was looked up under this name
+    model_name = model_name or ("" if self.ratio is not None else model.name)
     if self.ratio is not None:
-      keep = self._select_groups(model)
-      return PrunePlan(model=model_name, keep=keep, method=self.name,
-                       variant=f"ratio={self.ratio:g}")
-    keep = {}
-    for name, ratio in self.layer_ratios(model, model_name).items():
-      if ratio > 0:
-        kernel = model.get_layer(name).get_weights()[0]
-        keep[name] = top_ratio(l1_norm(kernel), ratio)
-    variant = self.variant if self.variant is not None else f"ratio={self.ratio:g}"
-    return PrunePlan(model=model_name, keep=keep, method=self.name, variant=variant)
+      keep, variant = self._select_groups(model), self.describe(f"ratio={self.ratio:g}")
+    else:
+      graph = view(model)
+      keep = {}
+      for key, ratio in self.layer_ratios(model, model_name).items():
+        if ratio > 0:
+          keep[key] = top_ratio(l1_norm(filter_kernel(graph.layer(key))), ratio, self.round_to)
+      variant = self.describe(self.variant)
+    return Plan(model=model_name, keep=keep, method=self.name, variant=variant).stamped(model)
 
   def _select_groups(self, model) -> Dict[str, Tuple[int, ...]]:
-    """Ratio mode: each prunable group with a conv member (singletons only unless
-    `prune_coupled`) keeps the top int(n*(1-p)) of its summed per-channel L1 norms."""
-    report = coupling.channel_groups(model, surgery.RULES)
+    """Ratio mode: every prunable group with a kernel (singletons only unless `prune_coupled`)
+    keeps the top of its summed per-channel L1 norms (`select.top_in_group`)."""
+    graph = view(model)
+    report = channel_groups(graph)
     if report.skipped:
-      _log.warning("l1_norm: channels reaching %s are left unpruned (no surgery rule)",
-                   ", ".join(f"{n} ({why})" for n, why in report.skipped.items()))
+      _log.warning("l1_norm: %s", report.summary())
+    elif any(not g.prunable for g in report.groups):
+      _log.info("l1_norm: %s", report.summary())
     keep = {}
     for group in report.prunable():
-      layers = [model.get_layer(n) for n in group.members]
-      if not any(_is_conv(l) for l in layers) or (len(layers) > 1 and not self.prune_coupled):
+      if len(group.members) > 1 and not self.prune_coupled:
         continue
-      kernels = [k for k in map(filter_kernel, layers) if k is not None]
+      kernels = [k for k in (filter_kernel(graph.layer(n)) for n in group.members)
+                 if k is not None]
       if not kernels:
         continue
-      idx = top_ratio(sum(l1_norm(k) for k in kernels), self.ratio)
+      idx = top_in_group(sum(l1_norm(k) for k in kernels), self.ratio, group, self.round_to)
       keep.update({n: idx for n in group.members})
     return keep

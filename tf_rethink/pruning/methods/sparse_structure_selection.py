@@ -22,13 +22,18 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
+from tf_rethink.pruning import blocks
+from tf_rethink.pruning.graph import view
+from tf_rethink.pruning.methods.base import Option, Pruner
+from tf_rethink.pruning.methods.registry import METHODS
+from tf_rethink.pruning.plan import Plan
+from tf_rethink.pruning.rules import RULES, Pointwise
+from tf_rethink.pruning.surgery import Edit, rebuild as rebuild_model
 from tf_rethink.util.errors import UsageError
-from tf_rethink.pruning import METHODS, groups
-from tf_rethink.pruning.base import Option, PrunePlan, Pruner
 
 L = keras.layers
 # (a, b) per stage of ResNet-50 (3, 4, 6, 3 blocks), spec 2.5 table.
@@ -69,64 +74,32 @@ class BlockScale(keras.layers.Layer):
     return config
 
 
-def residual_adds(model) -> Dict[str, L.Add]:
-  """Block name -> its `<block>_add` layer (two inputs: branch, shortcut)."""
-  return {l.name[:-len("_add")]: l for l in groups.layers_in_order(model)
-          if isinstance(l, L.Add) and l.name.endswith("_add") and len(l.input) == 2}
+RULES.register_class(Pointwise(), BlockScale)   # a scalar scale: channels pass, 0 FLOPs
+
+
+def residual_adds(model) -> Dict[str, str]:
+  """Block name -> the key of its `<block>_add` layer (two inputs: branch, shortcut)."""
+  return blocks.residual_adds(view(model))
 
 
 def block_scales(model) -> Dict[str, BlockScale]:
-  return {l.name[:-len("_scale")]: l for l in model.layers if isinstance(l, BlockScale)}
+  graph = view(model)
+  return {key[:-len("_scale")]: graph.layer(key) for key in graph.keys()
+          if isinstance(graph.layer(key), BlockScale)}
 
 
-def _history_key(t):
-  h = t._keras_history  # pylint: disable=protected-access
-  return (h.layer.name, h.node_index, h.tensor_index)
-
-
-def rebuild(model, *, drop: Sequence[str] = (), insert_scales: bool = False) -> keras.Model:
-  """A copy of functional `model` with the same weights, where each block in `drop` outputs its
-  shortcut (the branch is left out) and, with `insert_scales`, every other block's branch goes
-  through a `BlockScale` (named `<block>_scale`)."""
-  adds = residual_adds(model)
-  unknown = sorted(set(drop) - set(adds))
-  if unknown:
-    raise UsageError(f"model {model.name!r} has no residual block(s) {unknown[:5]}; blocks: "
-                     f"{sorted(adds)[:5]}...")
-  drop_adds = {adds[b].name for b in drop}
-  scale_adds = {a.name: b for b, a in adds.items()} if insert_scales else {}
-  memo, clones = {}, {}
-  new_inputs = []
-  for t in model.inputs:
-    x = keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t._keras_history.layer.name)  # pylint: disable=protected-access
-    memo[_history_key(t)] = x
-    new_inputs.append(x)
-
-  def tensor(t):
-    key = _history_key(t)
-    if key in memo:
-      return memo[key]
-    layer, node_index, _ = t._keras_history  # pylint: disable=protected-access
-    ins = tf.nest.flatten(layer._inbound_nodes[node_index].keras_inputs)  # pylint: disable=protected-access
-    if layer.name in drop_adds:
-      out = tensor(ins[1])
-    else:
-      args = [tensor(i) for i in ins]
-      if layer.name in scale_adds and not isinstance(
-          ins[0]._keras_history.layer, BlockScale):  # pylint: disable=protected-access
-        args[0] = BlockScale(name=f"{scale_adds[layer.name]}_scale")(args[0])
-      clone = clones.setdefault(layer.name, type(layer).from_config(layer.get_config()))
-      out = clone(args if len(args) > 1 else args[0])
-    memo[key] = out
-    return out
-
-  outputs = [tensor(t) for t in model.outputs]
-  new = keras.Model(new_inputs, outputs if len(outputs) > 1 else outputs[0], name=model.name)
-  for name, clone in clones.items():
-    weights = model.get_layer(name).get_weights()
-    if weights:
-      clone.set_weights(weights)
-  return new
+def rebuild(model, *, drop: Sequence[str] = (), insert_scales: bool = False):
+  """A copy of `model` with the same weights, where each block in `drop` outputs its shortcut
+  and, with `insert_scales`, every other block's branch goes through a `BlockScale` (named
+  `<block>_scale`; blocks that already have one keep it)."""
+  graph = view(model)
+  edits = dict(blocks.block_edits(graph, drop=drop))
+  if insert_scales:
+    scaled = set(block_scales(model))
+    for block, key in blocks.residual_adds(graph).items():
+      if block not in drop and block not in scaled:
+        edits[key] = Edit(before=lambda b=block: BlockScale(name=f"{b}_scale"))
+  return rebuild_model(model, edits)
 
 
 def fixed_dropped_blocks(variant: str, model) -> Tuple[str, ...]:
@@ -185,6 +158,7 @@ class SparseStructureSelection(Pruner):
     sss_strength: gamma of the L1 penalty on the block scales (proximal step).
   """
   name = "sparse_structure_selection"
+  plan_kind = "blocks"
   citation = ("Huang & Wang, Data-Driven Sparse Structure Selection for Deep Neural Networks, "
               "ECCV 2018 (arXiv 1707.01213)")
   options = {"sss_strength": Option(float, 1e-2, "Sparse Structure Selection: gamma of the L1 "
@@ -202,6 +176,9 @@ class SparseStructureSelection(Pruner):
       raise UsageError(f"--sss_strength={sss_strength} must be >= 0")
     super().__init__(variant=None if variant is None else str(variant).lower(), ratio=None,
                      **kwargs)
+    if self.round_to != 1:
+      raise UsageError("--round_to rounds kept channel counts; sparse_structure_selection removes "
+                       "whole blocks (leave --round_to at 1)")
     self.strength = float(sss_strength)
 
   def prepare(self, model):
@@ -214,7 +191,7 @@ class SparseStructureSelection(Pruner):
   def callbacks(self, log_dir: Optional[str] = None):
     return [ProximalScales(self.strength, log_dir)]
 
-  def select(self, model, data=None, *, model_name: str = "") -> PrunePlan:
+  def select(self, model, data=None, *, model_name: str = "") -> Plan:
     """A fixed variant's blocks, or every block whose learned scale is exactly 0."""
     del data
     if self.variant:
@@ -223,13 +200,5 @@ class SparseStructureSelection(Pruner):
       dropped = tuple(b for b, l in block_scales(model).items() if float(l.scale.numpy()) == 0)
     if len(dropped) == len(residual_adds(model)):
       raise UsageError("every residual block's scale reached 0; lower --sss_strength")
-    return PrunePlan(model=model_name or model.name, keep={}, dropped_blocks=dropped,
-                     method=self.name, variant=self.variant or f"strength={self.strength:g}")
-
-  def shrink(self, model, plan):
-    """The model (with its scales, if trained with them) without the dropped blocks."""
-    return rebuild(model, drop=plan.dropped_blocks)
-
-  def build_fresh(self, build_full, plan):
-    """Scratch-E/B: the plain ResNet (no scales, fresh init) without the dropped blocks."""
-    return rebuild(build_full(), drop=plan.dropped_blocks)
+    return Plan(model=model_name or model.name, dropped_blocks=dropped, method=self.name,
+                variant=self.variant or f"strength={self.strength:g}").stamped(model)

@@ -23,21 +23,25 @@ from typing import Dict, Optional
 
 import numpy as np
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
+from tf_rethink.pruning.graph import view
+from tf_rethink.pruning.groups import channel_groups
+from tf_rethink.pruning.methods.base import Option, Pruner
+from tf_rethink.pruning.methods.registry import METHODS
+from tf_rethink.pruning.plan import Plan
+from tf_rethink.pruning.select import rounded
 from tf_rethink.util.errors import UsageError
-from tf_rethink.pruning import METHODS, groups, surgery
-from tf_rethink.pruning.base import Option, PrunePlan, Pruner
 
 L = keras.layers
 
 
 def sfp_convs(model):
   """Every Conv2D of the model, in topological order (the reference's selected parameters)."""
-  return [l for l in groups.layers_in_order(model)
-          if isinstance(l, L.Conv2D) and not isinstance(l, L.Conv2DTranspose)]
+  graph = view(model)
+  return [graph.layer(k) for k in graph.keys() if type(graph.layer(k)) is L.Conv2D]
 
 
 def filter_norms(kernel) -> np.ndarray:
@@ -129,20 +133,25 @@ class SoftFilterPruner(Pruner):
   def callbacks(self, log_dir: Optional[str] = None):
     return [SoftFilterPruning(self.prune_fraction, log_dir)]
 
-  def select(self, model, data=None, *, model_name: str = "") -> PrunePlan:
+  def select(self, model, data=None, *, model_name: str = "") -> Plan:
     """The final mask: in each uncoupled conv, drop the int(N * fraction) lowest-norm filters
     (after SFP training these are exactly its zero filters)."""
     del data
     keep = {}
+    graph = view(model)
     convs = {l.name for l in sfp_convs(model)}
-    for name in surgery.prunable_layers(model, lambda l: l.name in convs):
-      kernel = model.get_layer(name).kernel.numpy()
-      drop = set(lowest_filters(kernel, self.prune_fraction).tolist())
+    for name in [n for n in channel_groups(graph).uncoupled() if n in convs]:
+      kernel = graph.layer(name).kernel.numpy()
+      order = np.argsort(filter_norms(kernel), kind="stable")
+      n = kernel.shape[-1]
+      kept = rounded(n - pruned_count(n, self.prune_fraction), n, self.round_to)
+      drop = set(order[:n - kept].tolist())
       if drop:
         keep[name] = tuple(i for i in range(kernel.shape[-1]) if i not in drop)
     if not keep:
       raise UsageError(f"soft_filter_pruning found no conv of {model.name!r} to remove filters "
                        "from; raise --prune_ratio or lower --sfp_rate")
-    variant = f"ratio={self.ratio:g}" if self.ratio is not None else f"rate={self.sfp_rate:g}"
-    return PrunePlan(model=model_name or model.name, keep=keep, method=self.name,
-                     variant=variant)
+    variant = self.describe(f"ratio={self.ratio:g}" if self.ratio is not None else
+                            f"rate={self.sfp_rate:g}")
+    return Plan(model=model_name or model.name, keep=keep, method=self.name,
+                variant=variant).stamped(model)

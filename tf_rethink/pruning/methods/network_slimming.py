@@ -16,26 +16,37 @@ channel and a warning is logged (spec 7.6, a documented deviation).
 What a BN's mask prunes: when the BN feeds a `ChannelSelection` (PreResNet BN1 and final BN,
 every DenseNet BN) the plan keeps the masked channels at that selection (the BN stays full, the
 consuming conv's input shrinks); otherwise the BN's producer conv loses those output channels
-(VGG, PreResNet BN2 / BN3), and the next conv's inputs follow. The masked model (gamma and beta of
-pruned channels zeroed, `apply_bn_masks`) computes exactly what the pruned model computes.
+(VGG, PreResNet BN2 / BN3), and the next conv's inputs follow. When that conv is coupled to others
+(a residual stage of a ResNet: the convs summed by its adds), the group keeps a channel when ANY
+of its members' BNs keeps it (the group's channel is one channel: removing it would remove it
+from every member, so the channel survives if one BN says it matters) - a documented extension,
+the reference slims only models whose residual streams pass through channel selections. A BN whose
+channels cannot be decided (after an add or a concatenation without a selection, feeding the model
+output) keeps all its channels; the plan notes it. The masked model (gamma and beta of pruned
+channels zeroed, `apply_bn_masks`) computes exactly what the pruned model computes.
 
 Scratch-E/B build from the saved plan (the selections keep their kept indices, as `main_E.py`
 copies the `channel_selection` vectors); Scratch-B's epochs follow the plan's FLOPs per run.
 """
 import logging
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 
-import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported)
+import tf_rethink  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
+from tf_rethink.pruning.graph import view
+from tf_rethink.pruning.groups import channel_groups
+from tf_rethink.pruning.methods.base import Option, Pruner
+from tf_rethink.pruning.methods.registry import METHODS
+from tf_rethink.pruning.plan import Plan
+from tf_rethink.pruning.rules import PRODUCER, RULES, Ctx
+from tf_rethink.pruning.rules.normalization import BatchNormRule
+from tf_rethink.pruning.select import rounded
+from tf_rethink.pruning.surgery import Edit, rebuild
 from tf_rethink.util.errors import UsageError
-from tf_rethink.models.channel_gather import ChannelGather
-from tf_rethink.pruning import METHODS, groups, surgery
-from tf_rethink.pruning import data_driven  # noqa: F401  (registers the ChannelGather rule)
-from tf_rethink.pruning.base import Option, PrunePlan, Pruner
 
 _log = logging.getLogger(__name__)
 L = keras.layers
@@ -49,10 +60,18 @@ def _by_prefix(table, name):
   return next(v for prefix, v in table if name.startswith(prefix))
 
 
-def slimming_bns(model) -> List[L.BatchNormalization]:
-  """The BatchNorm2d layers (4-D input, with a scale) whose gammas enter the global threshold."""
-  return [l for l in groups.layers_in_order(model)
-          if isinstance(l, L.BatchNormalization) and l.scale and len(l.input_shape) == 4]
+def slimming_bns(model) -> Dict[str, object]:
+  """Key -> BatchNorm2d layer (4-D input, with a scale, one call) whose gammas enter the global
+  threshold, in graph order."""
+  graph = view(model)
+  out = {}
+  for key in graph.keys():
+    sites = graph.calls_of(key)
+    layer = sites[0].layer
+    if (isinstance(RULES.lookup(layer), BatchNormRule) and getattr(layer, "scale", False)
+        and len(graph.shape(sites[0].inputs[0])) == 4 and len(sites) == 1):
+      out[key] = layer
+  return out
 
 
 def global_threshold(gammas, ratio: float) -> float:
@@ -61,13 +80,14 @@ def global_threshold(gammas, ratio: float) -> float:
   return float(values[min(int(len(values) * ratio), len(values) - 1)])
 
 
-def bn_masks(model, ratio: float) -> Dict[str, np.ndarray]:
-  """BN name -> boolean keep mask (|gamma| > threshold); an emptied layer keeps its top channel."""
+def bn_masks(model, ratio: float, round_to: int = 1) -> Dict[str, np.ndarray]:
+  """BN key -> boolean keep mask (|gamma| > threshold); an emptied layer keeps its top channel;
+  with `round_to` each BN keeps its `select.rounded` count of largest |gamma| channels."""
   bns = slimming_bns(model)
   if not bns:
     raise UsageError(f"model {model.name!r} has no BatchNormalization for network slimming; use "
                      "a model with BN after its convs (vgg19_slim, preresnet164, densenet40)")
-  gammas = {bn.name: np.abs(bn.gamma.numpy()) for bn in bns}
+  gammas = {key: np.abs(np.asarray(bn.gamma)) for key, bn in bns.items()}
   threshold = global_threshold(list(gammas.values()), ratio)
   if all(np.all(g == threshold) for g in gammas.values()):
     _log.warning("network_slimming: every BN |gamma| equals %.4g (an untrained model, e.g. "
@@ -80,50 +100,68 @@ def bn_masks(model, ratio: float) -> Dict[str, np.ndarray]:
                    "keeping its largest-|gamma| channel (the reference crashes here, spec 7.6)",
                    threshold, name)
       mask[int(np.argmax(g))] = True
+    k = rounded(int(mask.sum()), len(g), round_to)
+    if k != int(mask.sum()):
+      mask = np.zeros_like(mask)
+      mask[np.argsort(-g, kind="stable")[:k]] = True
     masks[name] = mask
   return masks
 
 
-def _consumers(layer):
-  return [n.outbound_layer for n in layer._outbound_nodes]  # pylint: disable=protected-access
-
-
-def decider(model, bn) -> Optional[str]:
-  """The layer whose plan entry carries `bn`'s mask: the ChannelSelection right after it, or
-  the conv/dense producing its input (None: neither, the BN cannot be pruned)."""
-  consumers = [c for c in _consumers(bn) if c.name in {l.name for l in model.layers}]
-  if len(consumers) == 1 and isinstance(consumers[0], ChannelGather):
-    return consumers[0].name
-  producer = bn._inbound_nodes[0].inbound_layers  # pylint: disable=protected-access
-  if isinstance(producer, (L.Conv2D, L.Dense)) and surgery.RULES.prunable(producer):
-    return producer.name
+def _selection_after(graph, bn_call) -> Optional[str]:
+  """The key of the ChannelSelection / ChannelGather that alone reads the BN's output, if any."""
+  consumers = graph.consumers(bn_call.outputs[0])
+  if len(consumers) == 1 and type(consumers[0].layer).__name__ in ("ChannelSelection",
+                                                                   "ChannelGather"):
+    return consumers[0].key
   return None
 
 
 def plan_from_masks(model, masks: Dict[str, np.ndarray], *, model_name: str = "",
-                    variant: str = "") -> PrunePlan:
-  """The plan of `bn_masks`: each BN's kept channels at its `decider`."""
-  keep = {}
-  for bn in slimming_bns(model):
-    mask = masks[bn.name]
+                    variant: str = "") -> Plan:
+  """The plan of `bn_masks` (see the module docstring for which layer each mask prunes)."""
+  graph = view(model)
+  report = channel_groups(graph)
+  keep: Dict[str, tuple] = {}
+  group_masks: Dict[tuple, np.ndarray] = {}
+  notes = []
+  for key in slimming_bns(model):
+    mask = masks.get(key)
+    if mask is None or mask.all():
+      continue
+    call = graph.calls_of(key)[0]
+    selection = _selection_after(graph, call)
+    if selection is not None:
+      keep[selection] = tuple(int(i) for i in np.flatnonzero(mask))
+      continue
+    producer = graph.producer(call.inputs[0])
+    ctx = Ctx(producer, graph, ()) if producer is not None else None
+    rule = RULES.rule_for(producer, graph) if producer is not None else None
+    if (producer is None or rule is None or rule.role_of(ctx) != PRODUCER
+        or len(graph.consumers(producer.outputs[0])) != 1):
+      notes.append(f"{key}: kept whole (its channels do not come straight from a conv)")
+      continue
+    group = report.group_of(producer.key)
+    if not group.prunable:
+      notes.append(f"{key}: kept whole ({(group.blocked_by or ('unprunable',))[0]})")
+      continue
+    prev = group_masks.get(group.members)
+    group_masks[group.members] = mask if prev is None else (prev | mask)
+  for members, mask in group_masks.items():
     if mask.all():
       continue
-    target = decider(model, bn)
-    if target is None:
-      raise UsageError(f"network_slimming cannot prune BN {bn.name!r}: it neither feeds a "
-                       "ChannelSelection nor follows a conv; use vgg19_slim, preresnet164/110 or "
-                       "densenet40")
-    keep[target] = tuple(int(i) for i in np.flatnonzero(mask))
-  plan = PrunePlan(model=model_name, keep=keep, method="network_slimming", variant=variant)
-  groups.propagate(model, plan.keep, surgery.RULES)   # fails here, not later, on coupled convs
+    keep.update({m: tuple(int(i) for i in np.flatnonzero(mask)) for m in members})
+  plan = Plan(model=model_name, keep=keep, method="network_slimming", variant=variant,
+              notes=tuple(notes)).stamped(model)
+  plan.apply(model, copy_weights=False)   # fails here, not later, on a plan that does not fit
   return plan
 
 
 def apply_bn_masks(model, masks: Dict[str, np.ndarray]) -> None:
   """Zeroes, in place, gamma AND beta of the pruned channels (the reference does both before
   testing the pruned model, so the masked model equals the physically pruned one)."""
-  for bn in slimming_bns(model):
-    removed = ~masks[bn.name]
+  for key, bn in slimming_bns(model).items():
+    removed = ~masks[key]
     weights = bn.get_weights()
     for i in range(int(bn.scale) + int(bn.center)):
       weights[i] = np.where(removed, 0, weights[i]).astype(weights[i].dtype)
@@ -144,7 +182,7 @@ class SlimmingMonitor(keras.callbacks.Callback):
     if self._writer is None:
       self._writer = tf.summary.create_file_writer(self.log_dir)
     bns = slimming_bns(self.model)
-    gammas = {bn.name: np.abs(bn.gamma.numpy()) for bn in bns}
+    gammas = {key: np.abs(np.asarray(bn.gamma)) for key, bn in bns.items()}
     threshold = global_threshold(list(gammas.values()), self.ratio_for(self.model.name))
     with self._writer.as_default():
       tf.summary.histogram("gamma/all", np.concatenate(list(gammas.values())), step=epoch)
@@ -194,17 +232,9 @@ class NetworkSlimmingPruner(Pruner):
     s = self.sparsity_for(model)
     if s == 0:
       return model
-    names = {bn.name for bn in slimming_bns(model)}
-
-    def clone(layer):
-      config = layer.get_config()
-      if layer.name in names:
-        config["gamma_regularizer"] = keras.regularizers.L1(s)
-      return type(layer).from_config(config)
-
-    sparse = keras.models.clone_model(model, clone_function=clone)
-    sparse.set_weights(model.get_weights())
-    return sparse
+    edits = {key: Edit(config={"gamma_regularizer": keras.regularizers.L1(s)})
+             for key in slimming_bns(model)}
+    return rebuild(model, edits)
 
   def callbacks(self, log_dir: Optional[str] = None):
     """`SlimmingMonitor` (gamma histograms, per-layer widths) when a log dir is given."""
@@ -212,10 +242,10 @@ class NetworkSlimmingPruner(Pruner):
       return []
     return [SlimmingMonitor(log_dir, self.ratio_for)]
 
-  def select(self, model, data=None, *, model_name: str = "") -> PrunePlan:
+  def select(self, model, data=None, *, model_name: str = "") -> Plan:
     """Global threshold over all BN |gamma| at the prune ratio; keep |gamma| > threshold."""
     del data
     name = model_name or model.name
     ratio = self.ratio_for(name)
-    return plan_from_masks(model, bn_masks(model, ratio), model_name=name,
-                           variant=f"ratio={ratio:g}")
+    return plan_from_masks(model, bn_masks(model, ratio, self.round_to), model_name=name,
+                           variant=self.describe(f"ratio={ratio:g}"))

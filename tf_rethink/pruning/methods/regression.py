@@ -20,17 +20,19 @@ Variants (spec 2.3):
 `--prune_ratio=p` (default 0.5) prunes every conv feeding one conv (or one pooled Dense) directly.
 Without data (--dry_run) channels are ranked by L1 norm (the first ones for a ChannelGather).
 
-Deviation: the paper takes inputs from the already-pruned model and targets from the original one;
-here both come from one pass over the original model (see `data_driven`).
+Deviations: the paper takes inputs from the already-pruned model and targets from the original
+one; here both come from one pass over the original model, and the reconstruction is
+ridge-regularized toward the sliced kernel and kept only when it lowers the held-out error (see
+`data_driven`).
 """
 import numpy as np
 
-from tf_rethink.util.errors import UsageError
-from tf_rethink.pruning import METHODS
-from tf_rethink.pruning.base import Option
-from tf_rethink.pruning.data_driven import (DataDrivenPruner, FixedWidths, least_squares,
-                                            resnet50_widths, vgg_widths)
 from tf_rethink.models.vgg import IMAGENET_VGG16_CFG
+from tf_rethink.pruning.data_driven import (RIDGE_GRID, DataDrivenPruner, FixedWidths,
+                                            least_squares, resnet50_widths, ridge, vgg_widths)
+from tf_rethink.pruning.methods.base import Option
+from tf_rethink.pruning.methods.registry import METHODS
+from tf_rethink.util.errors import UsageError
 
 _VGG_5X = [24, 22, "M", 41, 51, "M", 108, 89, 111, "M", 184, 276, 228, "M", 512, 512, 512, "M"]
 _RESNET_2X = [35, 64, 55, 101, 51, 39, 97, 50, 37, 144, 128, 106, 205, 105, 72, 198, 105, 72,
@@ -119,14 +121,30 @@ def channel_gram(m: np.ndarray, kernel: np.ndarray) -> np.ndarray:
   return (m * (w @ w.T)).reshape(kh * kw, c, kh * kw, c).sum(axis=(0, 2))
 
 
-def reconstruct(m: np.ndarray, kernel: np.ndarray, kept) -> np.ndarray:
-  """W' = argmin ||X W - X_K W'||^2 on the kept input channels: (kh, kw, |K|, n)."""
+def _rows(kernel, kept) -> np.ndarray:
+  kh, kw, c, _ = kernel.shape
+  return (np.arange(kh * kw)[:, None] * c + np.asarray(kept)[None, :]).reshape(-1)
+
+
+def reconstruct(m: np.ndarray, kernel: np.ndarray, kept, lam: float = 0.0) -> np.ndarray:
+  """W' = argmin ||X W - X_K W'||^2 on the kept input channels: (kh, kw, |K|, n); with lam > 0
+  the ridge toward the sliced kernel W_K."""
   kh, kw, c, n = kernel.shape
   w = kernel.reshape(kh * kw * c, n).astype(np.float64)
-  kept = np.asarray(kept)
-  rows = (np.arange(kh * kw)[:, None] * c + kept[None, :]).reshape(-1)
-  new = least_squares(m, rows, m[rows] @ w)
+  rows = _rows(kernel, kept)
+  rhs = m[rows] @ w
+  new = least_squares(m, rows, rhs) if lam == 0.0 else ridge(m, rows, rhs, w[rows], lam)
   return new.reshape(kh, kw, len(kept), n)
+
+
+def output_error(m: np.ndarray, kernel: np.ndarray, kept, new_kernel: np.ndarray) -> float:
+  """||X W - X_K W'||_F^2 from a patch Gram matrix (held-out)."""
+  kh, kw, c, n = kernel.shape
+  w = kernel.reshape(kh * kw * c, n).astype(np.float64)
+  rows = _rows(kernel, kept)
+  v = np.asarray(new_kernel, np.float64).reshape(len(rows), n)
+  return float(np.trace(w.T @ m @ w) - 2.0 * np.trace(v.T @ m[rows] @ w)
+               + np.trace(v.T @ m[np.ix_(rows, rows)] @ v))
 
 
 @METHODS.register("regression")
@@ -139,6 +157,7 @@ class RegressionPruner(DataDrivenPruner):
       "regression_images": Option(int, 5000, "Sampled training images (paper: 5000)."),
       "regression_locations": Option(int, 10, "Sampled locations per image (paper: 10)."),
   }
+  images_option = "--regression_images"
 
   def __init__(self, *, regression_images: int = 5000, regression_locations: int = 10, **kwargs):
     super().__init__(**kwargs)
@@ -151,8 +170,14 @@ class RegressionPruner(DataDrivenPruner):
     return dict(kind="patch", images=self.images, per_class=-(-self.images // num_classes),
                 locations=self.locations)
 
-  def _select_layer(self, gram, kernel, keep_count, samples):
-    del samples
+  def _select(self, gram, kernel, keep_count):
     a = channel_gram(gram, kernel)
-    kept = lasso_select(a, a.sum(axis=1), keep_count)
-    return kept, reconstruct(gram, kernel, kept)
+    return lasso_select(a, a.sum(axis=1), keep_count)
+
+  def _plain_error(self, held, kernel, kept) -> float:
+    return output_error(held, kernel, kept, kernel[:, :, np.asarray(kept), :])
+
+  def _candidates(self, gram, held, kernel, kept):
+    for lam in RIDGE_GRID:
+      new = reconstruct(gram, kernel, kept, lam)
+      yield lam, new, output_error(held, kernel, kept, new)

@@ -1,0 +1,70 @@
+"""Exports of Keras 3 models (the structured API prunes them too; `tf_rethink.export` dispatches).
+
+* `save_keras(model, path, sample)`: the native `.keras` file (config + weights), reloaded with
+  `keras.saving.load_model(..., safe_mode=True)` (no Python code from the file is executed) and
+  compared with the in-memory model on `sample`.
+* `export_serving(model, path, sample)`: on the TensorFlow backend, an inference SavedModel made by
+  `model.export(format="tf_saved_model")` after BatchNormalization is folded into the layers
+  before it (`fold_batchnorm`, the same rule book as for tf_keras), reloaded with
+  `tf.saved_model.load` and compared.
+Both write to a temporary name beside `path` and rename it into place only once verified.
+"""
+import os
+import shutil
+
+import numpy as np
+
+from tf_rethink.util import fs
+from tf_rethink.util.errors import UsageError
+
+
+def _check_close(got, want, atol, where):
+  got, want = np.asarray(got), np.asarray(want)
+  if got.shape != want.shape or not np.allclose(got, want, atol=atol * max(1.0, np.abs(
+      want).max()), rtol=1e-4):
+    raise RuntimeError(f"the reloaded export at {where} disagrees with the in-memory model (max "
+                       f"abs diff {np.abs(got - want).max():.3g})")
+
+
+def _first(out):
+  return out[0] if isinstance(out, (list, tuple)) else (next(iter(out.values())) if isinstance(
+      out, dict) else out)
+
+
+def save_keras(model, path: str, sample, atol: float = 1e-4) -> dict:
+  """Writes `path` (a `.keras` file), reloads it in safe mode and checks it computes the same."""
+  import keras  # pylint: disable=import-outside-toplevel
+  if not path.endswith(".keras"):
+    raise UsageError(f"a Keras 3 model is saved as a .keras file; pass a path ending in .keras, "
+                     f"not {path!r}")
+  with fs.atomic_path(path) as tmp:
+    model.save(tmp)
+    reloaded = keras.saving.load_model(tmp, safe_mode=True, compile=False)
+    _check_close(_first(reloaded(sample, training=False)), _first(model(sample, training=False)),
+                 atol, path)
+  return {"path": path, "bytes": os.path.getsize(path)}
+
+
+def export_serving(model, path: str, sample, atol: float = 1e-4) -> dict:
+  """Inference SavedModel of a Keras 3 model (TensorFlow backend), BN folded, verified."""
+  import keras  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tf_rethink.export.fold_batchnorm import fold_batchnorm  # pylint: disable=import-outside-toplevel
+  if keras.backend.backend() != "tensorflow":
+    raise UsageError(f"a serving SavedModel needs the TensorFlow backend of Keras 3 (this process "
+                     f"runs {keras.backend.backend()!r}); save a .keras file instead, or set "
+                     "KERAS_BACKEND=tensorflow")
+  folded = fold_batchnorm(model)
+  tmp = f"{path}.partial-{os.getpid()}"
+  shutil.rmtree(tmp, ignore_errors=True)
+  try:
+    folded.export(tmp, format="tf_saved_model", verbose=False)
+    served = tf.saved_model.load(tmp)
+    _check_close(_first(served.serve(tf.constant(sample))), _first(model(sample,
+                                                                          training=False)),
+                 atol, path)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  fs.replace_dir(tmp, path)
+  return {"path": path, "bytes": fs.dir_size(path)}
