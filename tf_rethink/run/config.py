@@ -29,6 +29,7 @@ REGIME_CHOICES = ("baseline", "finetune", "scratch_e", "scratch_b", "all", "lott
 LR_SCHEDULES = ("auto", "cifar", "imagenet")
 PRECISIONS = ("auto", "off", "bf16", "fp16")   # --mixed_precision (train/speed.py)
 JIT_CHOICES = ("auto", "on", "off")            # --jit_compile (train/speed.py)
+AUGMENTATIONS = ("paper", "randaugment", "mixup", "cutmix")   # --augment (data/recipes.py RECIPES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Config:
   finetune_epochs: Optional[int] = None
   finetune_lr: Optional[float] = None
   scratch_b_cap: Optional[float] = None
+  augment: str = "paper"   # training augmentation recipe (data/recipes.py); part of the identity
   method_options: Mapping[str, object] = dataclasses.field(default_factory=dict)
   seed: int = 1
   seeds: str = ""   # "N" (N runs: seed, seed+1, ...) or "1,4,7"; each in workdir/seed_<n> (seeds.py)
@@ -75,6 +77,8 @@ class Config:
         object.__setattr__(self, name, value)
     _check(self.regime in REGIME_CHOICES,
            f"unknown --regime={self.regime!r}; choose one of: {', '.join(REGIME_CHOICES)}")
+    _check(self.augment in AUGMENTATIONS,
+           f"unknown --augment={self.augment!r}; choose one of: {', '.join(AUGMENTATIONS)}")
     _check(self.lr_schedule in LR_SCHEDULES,
            f"unknown --lr_schedule={self.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
     _check(self.prune_ratio is None or 0.0 < self.prune_ratio < 1.0,

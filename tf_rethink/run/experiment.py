@@ -142,7 +142,9 @@ def _prune(ctx, config: Config, baseline_record: dict) -> None:
   else:
     trained = ctx.pruner.prepare(ctx.build_full())  # e.g. with the method's gates
     trained.load_weights(ctx.baseline_weights)
-    ctx.plan = ctx.pruner.select(trained, ctx.train_ds, model_name=config.model)
+    # Data-driven selection samples the paper's training distribution, whatever --augment is.
+    data = ctx.train_ds if config.augment == "paper" else _pipeline(config, "train", "paper")
+    ctx.plan = ctx.pruner.select(trained, data, model_name=config.model)
     ctx.pruner.save_plan(ctx.plan, path)
   if hasattr(ctx.plan, "summary"):
     print(ctx.plan.summary())
@@ -186,10 +188,11 @@ def _counts_dict(counts) -> dict:
   return {"params": counts.params, "flops": counts.flops, "macs": counts.macs}
 
 
-def _pipeline(config: Config, split: str):
+def _pipeline(config: Config, split: str, augment: Optional[str] = None):
   limit = config.limit_train if split == "train" else config.limit_test
   return data_lib.pipeline(config.dataset, split, batch_size=config.batch_size, seed=config.seed,
-                           data_dir=config.data_dir, idx_dir=config.idx_dir, limit=limit)
+                           data_dir=config.data_dir, idx_dir=config.idx_dir, limit=limit,
+                           augment=augment or config.augment)
 
 
 def _claim_workdir(config: Config, flags_text: str) -> None:

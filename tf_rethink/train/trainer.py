@@ -77,14 +77,15 @@ def make_optimizer(spec: TrainSpec) -> SGD:
 
 def compile_model(model: keras.Model, spec: TrainSpec,
                   speed: Optional[SpeedSettings] = None) -> keras.Model:
-  """Compiles with SGD, sparse CE on logits and accuracy (call inside `strategy.scope()`).
+  """Compiles with SGD, CE on logits and accuracy (int or one-hot labels; call inside
+  `strategy.scope()`).
 
   `speed` (default `speed.FLOAT32`) sets XLA and steps per execution; build the model inside
   `speed_lib.policy_scope(speed)` for its mixed precision."""
   speed = speed or speed_lib.FLOAT32
   model.compile(optimizer=make_optimizer(spec),
-                loss=speed_lib.SparseCrossEntropy(from_logits=True),
-                metrics=["accuracy"], jit_compile=speed.jit(),
+                loss=speed_lib.CrossEntropy(from_logits=True),
+                metrics=[speed_lib.Accuracy()], jit_compile=speed.jit(),
                 steps_per_execution=speed.steps_per_execution)
   return model
 
