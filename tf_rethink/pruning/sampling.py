@@ -20,6 +20,7 @@ import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow is imported
 import tensorflow as tf
 import tf_keras as keras
 
+from tf_rethink.util import progress
 from tf_rethink.util.errors import UsageError
 
 L = keras.layers
@@ -153,8 +154,7 @@ def sample_statistics(model, consumers: Sequence[keras.layers.Layer], data, *, k
       count.assign_add(tf.cast(tf.shape(s)[0], tf.int64))
 
   taken, scanned, seen = 0, 0, {}
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-  with tqdm(total=images, desc=desc, unit="img", leave=False) as bar:
+  with progress.progress(desc, total=images, unit="img") as bar:
     for batch in data:
       x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
       x = np.asarray(x, np.float32)

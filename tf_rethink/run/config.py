@@ -7,6 +7,7 @@ import dataclasses
 import json
 from typing import Mapping, Optional, Tuple
 
+from tf_rethink.util import progress
 from tf_rethink.util.errors import UsageError
 
 # How training steps execute (train/speed.py's SpeedSettings has exactly these fields).
@@ -62,7 +63,7 @@ class Config:
   workdir: str = "/tmp/tf_rethink"
   strategy: str = "mirrored"
   dry_run: bool = False
-  verbose: int = 1
+  verbose: Optional[int] = None   # None: a progress bar on a terminal, one line per epoch otherwise
   export: bool = True
   # Speed (train/speed.py; defaults measured with tools/bench_train.py): how steps execute.
   steps_per_execution: int = 1
@@ -93,6 +94,7 @@ class Config:
       value = getattr(self, name)
       _check(value is None or value > 0, f"--{name}={value} must be positive")
     _check(self.weight_decay >= 0, f"--weight_decay={self.weight_decay} must be >= 0")
+    progress.check_verbose(self.verbose)
     check_speed_settings(self)
     _check(self.scratch_b_cap is None or self.scratch_b_cap == 0 or self.scratch_b_cap >= 1,
            f"--scratch_b_cap={self.scratch_b_cap} must be >= 1 (or 0 for no cap)")

@@ -19,6 +19,7 @@ from tf_rethink import flops as flops_lib
 from tf_rethink.run import hparams as hparams_lib
 from tf_rethink.run import repeats
 from tf_rethink.util import fs
+from tf_rethink.util import progress
 from tf_rethink.run import results as results_lib
 from tf_rethink.run.config import Config
 from tf_rethink.util.errors import UsageError
@@ -117,12 +118,16 @@ def _export(config: Config, ctx, model) -> None:
   full = ctx.build_full()
   full.load_weights(ctx.baseline_weights)
   sizes, gzipped, serving = {}, {}, {}
-  for name, m in (("baseline", full), (config.regimes[-1], ctx.pruner.export_model(model))):
-    path = os.path.join(config.workdir, "export", name)
-    sizes[name] = export_lib.export_and_verify(m, path, sample)["bytes"]
-    gzipped[name] = export_lib.gzip_size(path)
-    serving[name] = export_lib.export_serving(
-        m, os.path.join(config.workdir, "export", "serving", name), sample)["bytes"]
+  with progress.progress("exporting SavedModels", total=4, unit="models",
+                         verbose=config.verbose) as bar:
+    for name, m in (("baseline", full), (config.regimes[-1], ctx.pruner.export_model(model))):
+      path = os.path.join(config.workdir, "export", name)
+      sizes[name] = export_lib.export_and_verify(m, path, sample)["bytes"]
+      gzipped[name] = export_lib.gzip_size(path)
+      bar.update(1)
+      serving[name] = export_lib.export_serving(
+          m, os.path.join(config.workdir, "export", "serving", name), sample)["bytes"]
+      bar.update(1)
   name = config.regimes[-1]
   print(f"exported SavedModels to {os.path.join(config.workdir, 'export')} (reloaded and verified): "
         f"baseline {sizes['baseline']:,} bytes, {name} {sizes[name]:,} bytes "

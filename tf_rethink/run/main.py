@@ -8,7 +8,6 @@ The defaults run a small experiment on the embedded Fashion-MNIST subset in a fe
 the flagfiles under flags/ set the paper's full-scale settings. A mistake in the command prints one
 line that says how to fix it and exits with status 2.
 """
-import sys
 from typing import Callable
 
 import tf_rethink  # noqa: F401  (selects the Keras 2 API before TensorFlow is imported)
@@ -19,7 +18,7 @@ from absl import logging
 from tf_rethink.util import quiet
 from tf_rethink.run.config import (AUGMENTATIONS, Config, JIT_CHOICES, LR_SCHEDULES, PRECISIONS,
                                    REGIME_CHOICES)
-from tf_rethink.util.errors import UsageError
+from tf_rethink.util.errors import UsageError, fail
 
 _D = Config()
 flags.DEFINE_string("method", _D.method, "Pruning method (registry name), e.g. l1_norm.")
@@ -61,8 +60,8 @@ flags.DEFINE_string("workdir", _D.workdir, "Where the runs, plan, results and ex
 flags.DEFINE_string("strategy", _D.strategy, "mirrored, one_device or multi_worker (TF_CONFIG).")
 flags.DEFINE_bool("dry_run", _D.dry_run, "Build both architectures, print params/FLOPs and the "
                   "Scratch-B epochs, write workdir/summary.json; no data, no training.")
-flags.DEFINE_integer("verbose", _D.verbose, "Keras progress output: 0 silent, 1 progress bar, 2 "
-                     "one line per epoch.")
+flags.DEFINE_integer("verbose", _D.verbose, "Training output: 0 silent, 1 progress bar, 2 one "
+                     "line per epoch; default: 1 on a terminal, 2 when the output is a file/pipe.")
 flags.DEFINE_bool("export", _D.export, "Export the last regime's model as a verified SavedModel.")
 flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution, "Training steps per tf.function "
                      "call (speed only; measured default, see README Performance).")
@@ -102,12 +101,6 @@ def config_from_flags() -> Config:
   options = {name: FLAGS[name].value for name, owners in _METHOD_FLAGS.items()
              if FLAGS.method in owners}
   return Config(method_options=options, **fields)
-
-
-def fail(message: str) -> None:
-  """Prints `error: message` (one line) to stderr and exits with status 2."""
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
 
 
 def parse_flags(argv):

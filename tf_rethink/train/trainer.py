@@ -24,6 +24,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_rethink.util import fs
+from tf_rethink.util import progress
 from tf_rethink.util.errors import UsageError
 from tf_rethink.train import callbacks as cb
 from tf_rethink.train.optimizer import SGD
@@ -125,7 +126,7 @@ def _load_finished(model: keras.Model, run_dir: str) -> Optional[TrainResult]:
 def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: TrainSpec, *,
           strategy: tf.distribute.Strategy, run_dir: str,
           extra_callbacks: Sequence[keras.callbacks.Callback] = (),
-          scalars: Optional[Mapping[str, float]] = None, verbose=1,
+          scalars: Optional[Mapping[str, float]] = None, verbose: Optional[int] = None,
           speed: Optional[SpeedSettings] = None) -> TrainResult:
   """Trains `build_model()` for `spec.epochs` epochs; resumes or reuses what `run_dir` holds.
 
@@ -140,7 +141,8 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
     extra_callbacks: e.g. a pruner's callbacks; run after the lr and history callbacks and
       before TensorBoard and the backup.
     scalars: logged once to TensorBoard (e.g. {"params": ..., "flops": ...}).
-    verbose: Keras progress bar (0 silent, 1 bar, 2 one line per epoch).
+    verbose: 0 silent, 1 Keras's progress bar, 2 one line per epoch (`callbacks.EpochLine`);
+      None: 1 on a terminal, 2 otherwise (`util.progress.resolve_verbose`).
     speed: how the steps execute (mixed precision, XLA, steps per execution; `speed.py`);
       None: float32 (`speed.FLOAT32`). main.py passes the --mixed_precision etc. flags.
 
@@ -148,6 +150,7 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
     UsageError: corrupt checkpoint/result files, or `run_dir` was started with another spec.
   """
   os.makedirs(run_dir, exist_ok=True)
+  verbose = progress.resolve_verbose(verbose)
   chief = strategy.extended.should_checkpoint
   speed = speed or speed_lib.FLOAT32
   with strategy.scope(), speed_lib.policy_scope(speed):
@@ -169,8 +172,10 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
                keras.callbacks.TensorBoard(tb_dir, histogram_freq=0, write_graph=False,
                                            profile_batch=0, update_freq="epoch"),
                cb.Backup(os.path.join(run_dir, "backup"))]
+  if verbose == progress.LINES:
+    callbacks.append(cb.EpochLine(os.path.basename(os.path.normpath(run_dir)), spec.epochs))
   model.fit(train_ds, epochs=spec.epochs, validation_data=test_ds, callbacks=callbacks,
-            verbose=verbose)
+            verbose=progress.BAR if verbose == progress.BAR else 0)
 
   epochs = recorder.epochs
   if len(epochs) != spec.epochs:

@@ -1,4 +1,5 @@
 """Errors that mean the user asked for something wrong; `main` prints them in one line, exit 2."""
+import sys
 
 
 class UsageError(ValueError):
@@ -7,3 +8,10 @@ class UsageError(ValueError):
 
 class DataUnavailableError(UsageError):
   """The requested dataset is not on this machine and cannot be downloaded; says how to get it."""
+
+
+def fail(message: str) -> None:
+  """Prints `error: message` (one line) to stderr and exits with status 2: how every command of
+  the package reports a UsageError."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
