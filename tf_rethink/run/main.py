@@ -18,7 +18,7 @@ from absl import logging
 from tf_rethink.util import quiet
 from tf_rethink.run.config import (AUGMENTATIONS, Config, JIT_CHOICES, LR_SCHEDULES, PRECISIONS,
                                    REGIME_CHOICES)
-from tf_rethink.util.errors import UsageError, fail
+from tf_rethink.util.errors import UsageError, fail, parse_flags
 
 _D = Config()
 flags.DEFINE_string("method", _D.method, "Pruning method (registry name), e.g. l1_norm.")
@@ -101,14 +101,6 @@ def config_from_flags() -> Config:
   options = {name: FLAGS[name].value for name, owners in _METHOD_FLAGS.items()
              if FLAGS.method in owners}
   return Config(method_options=options, **fields)
-
-
-def parse_flags(argv):
-  """absl's flags parser with a bad flag reported by `fail`."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    fail(f"{e}; run with --helpfull to list the flags")
 
 
 def entry(body: Callable[[Config], object]) -> Callable[[list], None]:

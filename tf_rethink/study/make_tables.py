@@ -18,7 +18,7 @@ from absl import flags
 from tf_rethink.study import paper_numbers
 from tf_rethink.study import tables
 from tf_rethink.util import fs
-from tf_rethink.util.errors import UsageError, fail
+from tf_rethink.util.errors import UsageError, fail, parse_flags
 
 
 def make(runs: Sequence[str], flags_dir: str = "flags", table_names: Sequence[str] = (),
@@ -70,17 +70,10 @@ def main(argv) -> None:
     print(text)
 
 
-def _parse(argv):
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    fail(f"{e}; run with --helpfull to list the flags")
-
-
 def cli() -> None:
   """The `tf-rethink-tables` console command and `python tools/make_tables.py`."""
   _define_flags()
-  app.run(main, flags_parser=_parse)
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -15,3 +15,13 @@ def fail(message: str) -> None:
   the package reports a UsageError."""
   print(f"error: {message}", file=sys.stderr)
   sys.exit(2)
+
+
+def parse_flags(argv):
+  """absl's flags parser (`app.run(main, flags_parser=parse_flags)`) with a bad flag reported
+  by `fail`."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(f"{e}; run with --helpfull to list the flags")
