@@ -1,4 +1,6 @@
 """The --augment recipes: what each op does to images and labels, determinism, the pipeline hook."""
+import os
+
 import numpy as np
 import pytest
 
@@ -150,3 +152,30 @@ def test_unknown_recipe_is_a_usage_error_for_every_split():
     with pytest.raises(UsageError, match="--augment"):
       from_arrays(images, labels, "embedded", batch_size=4, seed=1, train=train,
                            augment="bogus")
+
+
+@pytest.mark.slow
+def test_keras_cv_imported_before_tf_rethink_still_trains(tmp_path):
+  """keras-cv first (then it runs on Keras 3, tf_rethink's models on tf_keras): the RandAugment
+  pipeline still feeds a tf_keras training step in the same process."""
+  import subprocess
+  import sys
+  code = """
+import keras_cv, tf_rethink, numpy as np
+import tf_keras as keras
+from tf_rethink.data.pipeline import from_arrays
+from tf_rethink.train import speed
+from keras_cv.src.backend import config
+images = np.random.default_rng(0).integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
+ds = from_arrays(images, np.arange(32) % 10, "embedded", batch_size=16, seed=1, train=True,
+                 augment="randaugment")
+model = keras.Sequential([keras.layers.Flatten(input_shape=(28, 28, 1)), keras.layers.Dense(10)])
+model.compile("sgd", speed.CrossEntropy(), metrics=[speed.Accuracy()])
+history = model.fit(ds, epochs=1, verbose=0)
+print("keras3", config.keras_3(), "loss", history.history["loss"][0])
+"""
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}  # as a fresh shell
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "keras3 True loss" in proc.stdout

@@ -34,6 +34,7 @@ accept both (`train.speed.CrossEntropy`, `train.speed.Accuracy`).
 import contextlib
 import dataclasses
 import functools
+import io
 from typing import Callable
 
 import tf_rethink  # noqa: F401  (selects tf_keras before TensorFlow and keras-cv are imported)
@@ -157,12 +158,12 @@ class _StatelessFactor:
 def stateless_randomness(layer, seed: tf.Tensor):
   """While inside, keras-cv `layer` draws every random number statelessly from `seed`: its
   `_random_generator` and its factor samplers are swapped for stateless ones (restored after)."""
-  from keras_cv.core import FactorSampler  # pylint: disable=import-outside-toplevel
+  factor_sampler = _keras_cv().core.FactorSampler
   draws = _StatelessDraws(seed)
   saved = dict(vars(layer))
   swapped = {"_random_generator": draws}
   swapped.update({name: _StatelessFactor(value, draws) for name, value in saved.items()
-                  if isinstance(value, FactorSampler)})
+                  if isinstance(value, factor_sampler)})
   try:
     for name, value in swapped.items():
       object.__setattr__(layer, name, value)
@@ -172,16 +173,24 @@ def stateless_randomness(layer, seed: tf.Tensor):
       object.__setattr__(layer, name, saved[name])
 
 
+def _keras_cv():
+  """keras-cv, imported on first use (its backend, keras-core, prints "Using TensorFlow
+  backend" on stdout while importing: not into our logs)."""
+  with contextlib.redirect_stdout(io.StringIO()):
+    import keras_cv  # pylint: disable=import-outside-toplevel
+  return keras_cv
+
+
 @functools.lru_cache(maxsize=None)
 def randaugment_layers(channels: int) -> tuple:
   """keras-cv's standard RandAugment policy on [0, 255] pixels (one-channel images: without the
   colour layer)."""
-  import keras_cv  # pylint: disable=import-outside-toplevel
-  from keras_cv.layers import RandomColorDegeneration  # pylint: disable=import-outside-toplevel
+  keras_cv = _keras_cv()
   layers = keras_cv.layers.RandAugment.get_standard_policy((0, 255), magnitude=0.5,
                                                             magnitude_stddev=0.15)
   if channels == 1:
-    layers = [layer for layer in layers if not isinstance(layer, RandomColorDegeneration)]
+    layers = [layer for layer in layers
+              if not isinstance(layer, keras_cv.layers.RandomColorDegeneration)]
   return tuple(layers)
 
 
@@ -216,6 +225,25 @@ def randaugment(images, labels, seed, per_image: int = RANDAUGMENT_PER_IMAGE,
   _, images = tf.while_loop(lambda i, _: i < per_image, one_round,
                             (tf.constant(0), tf.ensure_shape(images, [None] + images.shape[1:])))
   return images, labels
+
+
+@functools.lru_cache(maxsize=None)
+def _random_crop_and_resize_layer(size: int):
+  return _keras_cv().layers.RandomCropAndResize(target_size=(size, size), crop_area_factor=(0.08, 1.0),
+                                             aspect_ratio_factor=(3 / 4, 4 / 3))
+
+
+def imagenet_train_keras_cv(encoded: tf.Tensor, seed: tf.Tensor, size: int = 224) -> tf.Tensor:
+  """The candidate replacement of `augment.imagenet_train` (one JPEG string per call): decode
+  the whole image, keras-cv's RandomCropAndResize (area (0.08, 1), ratio (3/4, 4/3)) with
+  stateless draws, flip. Kept for the input benchmarks (`tools/bench_augment.py`): it is slower
+  than decoding only the crop window, so the pipeline keeps `augment.imagenet_train`."""
+  crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  image = tf.cast(tf.io.decode_jpeg(encoded, channels=3), tf.float32)
+  layer = _random_crop_and_resize_layer(size)
+  with stateless_randomness(layer, crop_seed):
+    image = layer(image)
+  return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
 
 
 PAPER = RECIPES.add("paper", Recipe("paper"))
