@@ -179,3 +179,18 @@ print("keras3", config.keras_3(), "loss", history.history["loss"][0])
                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), env=env)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "keras3 True loss" in proc.stdout
+
+
+def test_keras_cv_crop_is_a_seeded_imagenet_crop():
+  small = tf.random.stateless_uniform([12, 16, 3], [0, 1], 0, 255)
+  jpeg = tf.io.encode_jpeg(tf.cast(tf.image.resize(small, [60, 80]), tf.uint8))
+  crop = tf.function(lambda s: recipes.imagenet_train_keras_cv(jpeg, s, 32))
+  a, b, c = crop(SEED), crop(SEED), crop(tf.constant([9, 9], tf.int64))
+  assert a.shape == (32, 32, 3) and 0 <= a.numpy().min() and a.numpy().max() <= 255
+  np.testing.assert_array_equal(a.numpy(), b.numpy())
+  assert not np.array_equal(a.numpy(), c.numpy())
+  assert recipes.get("keras_cv_crop").imagenet_crop is recipes.imagenet_train_keras_cv
+  images, labels = _arrays(n=8)
+  with pytest.raises(UsageError, match="replaces the ImageNet training crop"):
+    from_arrays(images, labels, "embedded", batch_size=4, seed=1, train=True,
+                augment="keras_cv_crop")

@@ -38,12 +38,12 @@ def _preprocess_fn(info: datasets.DatasetInfo, train: bool, encoded: bool,
   With a `recipe` (training only) the images stay pixels (ImageNet: f also returns the seed) for
   `_recipe_fn`, which runs on batches."""
   size = info.input_shape[0]
-  normalize = recipe.fn is None
+  normalize = recipe.fn is None   # a batch recipe needs pixels; a crop recipe does not
 
   def fn(image, label, seed):
     if info.family == "imagenet":
       if train:
-        image = augment.imagenet_train(image, seed, size)
+        image = (recipe.imagenet_crop or augment.imagenet_train)(image, seed, size)
       else:
         image = augment.imagenet_eval(tf.io.decode_jpeg(image, channels=3) if encoded else image, size)
       if not normalize:
@@ -148,6 +148,9 @@ def _batched(ds, info, *, batch_size, seed, train, encoded, options, n, repeat=F
   preprocessing (per example before batching for ImageNet, per batch after it otherwise), batch,
   the augmentation recipe (train), prefetch."""
   recipe = recipes.get(augment)   # checked for every split; evaluation never augments
+  if recipe.imagenet_crop is not None and info.family != "imagenet":
+    raise errors.UsageError(f"--augment={augment} replaces the ImageNet training crop; "
+                            f"{info.name} has none (use it with --dataset=imagenet2012)")
   if not train:
     recipe = recipes.PAPER
   if train:

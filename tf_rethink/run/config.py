@@ -30,7 +30,7 @@ REGIME_CHOICES = ("baseline", "finetune", "scratch_e", "scratch_b", "all", "lott
 LR_SCHEDULES = ("auto", "cifar", "imagenet")
 PRECISIONS = ("auto", "off", "bf16", "fp16")   # --mixed_precision (train/speed.py)
 JIT_CHOICES = ("auto", "on", "off")            # --jit_compile (train/speed.py)
-AUGMENTATIONS = ("paper", "randaugment", "mixup", "cutmix")   # --augment (data/recipes.py RECIPES)
+AUGMENTATIONS = ("paper", "randaugment", "mixup", "cutmix", "keras_cv_crop")   # --augment (data/recipes.py RECIPES)
 
 
 @dataclasses.dataclass(frozen=True)
