@@ -47,7 +47,8 @@ flags.DEFINE_float("finetune_lr", _D.finetune_lr, "Fine-tune lr (default lr/100;
 flags.DEFINE_float("scratch_b_cap", _D.scratch_b_cap, "Cap on the Scratch-B epoch ratio (default 2 "
                    "on ImageNet as the reference, none otherwise; 0 = no cap).")
 flags.DEFINE_enum("augment", _D.augment, AUGMENTATIONS, "Training augmentation: paper (the "
-                  "reference's crop + flip), or keras-cv RandAugment, MixUp, CutMix on top of it.")
+                  "reference's crop + flip); randaugment (keras-cv), mixup, cutmix on top of it; "
+                  "keras_cv_crop: keras-cv RandomCropAndResize as the ImageNet crop.")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (initialization, data order, augmentation).")
 flags.DEFINE_string("seeds", _D.seeds, "Repeat the experiment over seeds: a count N (--seed .. "
                     "--seed+N-1) or a list 1,2,3; runs go to workdir/seed_<n>, mean +- std to "
