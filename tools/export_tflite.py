@@ -1,9 +1,12 @@
-"""Converts an exported SavedModel (workdir/export/<regime>) to TFLite; prints raw and gzip sizes.
+r"""TFLite float32 / float16 / full-int8 of an experiment's serving SavedModels, measured.
 
-  python tools/export_tflite.py --saved_model=/tmp/mag/export/scratch_b [--output=model.tflite]
+  python tools/export_tflite.py --workdir=/tmp/tf_rethink
+  python tools/export_tflite.py --workdir=/tmp/mag --models=scratch_b --formats=int8 --repeats=500
 
-A weight-pruned model keeps its zeros as dense float32 tensors, so the .tflite file is as large as
-the dense one; the gzip size shows what the sparsity saves on disk (Han et al., 2015).
+Converts every `WORKDIR/export/serving/<name>` (or `--models`), int8 calibrated on the training
+split, runs each on the experiment's test set and prints accuracy, raw and gzip size and batch-1
+latency beside the SavedModel's; writes `WORKDIR/export/tflite/<name>.<format>.tflite` and
+`report.json`. The logic is `tf_rethink/export/tflite.py`.
 """
 import os
 import sys
@@ -13,28 +16,34 @@ from absl import flags
 
 # Runnable from a source checkout without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tf_rethink import export as export_lib  # noqa: E402
-from tf_rethink.util.errors import UsageError  # noqa: E402
+from tf_rethink.util.errors import UsageError, fail, parse_flags  # noqa: E402
 
-_SAVED_MODEL = flags.DEFINE_string("saved_model", None, "An exported SavedModel directory.")
-_OUTPUT = flags.DEFINE_string("output", None, "Where to write the .tflite file (default: "
-                              "<saved_model>.tflite).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "The experiment's --workdir (with export/serving/).")
+_MODELS = flags.DEFINE_list("models", [], "Names under export/serving/ (default: all).")
+_FORMATS = flags.DEFINE_list("formats", ["float32", "float16", "int8"], "TFLite formats.")
+_CALIBRATION = flags.DEFINE_integer("calibration_examples", 500, "Training images that calibrate "
+                                    "the int8 activation ranges.")
+_LIMIT_TEST = flags.DEFINE_integer("limit_test", None, "Evaluate on the first N test images "
+                                   "(default: the experiment's --limit_test, else all).")
+_REPEATS = flags.DEFINE_integer("repeats", 200, "Batch-1 calls timed per model and format.")
 
 
 def main(argv):
-  del argv
-  path = _SAVED_MODEL.value
-  if not path or not os.path.exists(os.path.join(path, "saved_model.pb")):
-    raise app.UsageError(f"--saved_model={path} is not an exported SavedModel; pass a workdir's "
-                         "export/<regime> directory")
-  output = _OUTPUT.value or path.rstrip("/") + ".tflite"
+  if len(argv) > 1:
+    fail(f"unexpected arguments {argv[1:]}; every setting is a --flag")
+  if not _WORKDIR.value:
+    fail("--workdir is required: the --workdir of a finished experiment")
+  if _REPEATS.value < 1:
+    fail(f"--repeats={_REPEATS.value} must be a positive integer")
   try:
-    size = export_lib.export_tflite(path, output)
+    from tf_rethink.export import tflite  # pylint: disable=import-outside-toplevel
+    rows = tflite.report(_WORKDIR.value, _MODELS.value, _FORMATS.value, _CALIBRATION.value,
+                         _LIMIT_TEST.value, _REPEATS.value)
   except UsageError as e:
-    raise app.UsageError(str(e))
-  print(f"{output}: {size:,} bytes, gzipped {export_lib.gzip_size(output):,} bytes "
-        f"(SavedModel gzipped {export_lib.gzip_size(path):,} bytes)")
+    fail(str(e))
+  print(tflite.table(rows))
+  print(f"wrote {os.path.join(_WORKDIR.value, 'export', 'tflite')} (*.tflite, report.json)")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -13,6 +13,7 @@ from tf_rethink.util.errors import UsageError
     ({"regime": "sideways"}, "choose one of: baseline, finetune, scratch_e, scratch_b, all"),
     ({"lr": 0.0}, "--lr=0.0 must be positive"),
     ({"scratch_b_cap": 0.5}, "must be >= 1"),
+    ({"augment": "autoaugment"}, "--augment='autoaugment'; choose one of: paper, randaugment"),
 ])
 def test_bad_values_raise_one_line(kwargs, needle):
   with pytest.raises(UsageError) as e:
@@ -27,6 +28,8 @@ def test_regimes_and_identity():
   a, b = Config(regime="finetune", workdir="/x"), Config(regime="scratch_e", workdir="/y")
   assert a.identity() == b.identity()
   assert Config(epochs=7).identity() != Config(epochs=8).identity()
+  assert Config().identity()["augment"] == "paper"
+  assert Config(augment="mixup").identity() != Config().identity()
 
 
 def test_protocol_defaults_follow_the_dataset():

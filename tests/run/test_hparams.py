@@ -11,7 +11,7 @@ from tf_rethink.run.config import Config
 
 
 def test_log_run_writes_session_once(tmp_path):
-  config = Config(method="l1_norm", model="resnet56", prune_ratio=0.3, seed=4)
+  config = Config(method="l1_norm", model="resnet56", prune_ratio=0.3, seed=4, augment="cutmix")
   hp = hparams.config_hparams(config, "scratch_b", 243)
   assert hp["ratio"] == 0.3 and hp["seed"] == 4 and hp["epochs"] == 243
   record = {"test_accuracy": 91.5, "best_test_accuracy": 92.0, "params": 100, "flops": 7}
@@ -32,5 +32,6 @@ def test_log_run_writes_session_once(tmp_path):
   assert session.hparams["method"].string_value == "l1_norm"
   assert session.hparams["regime"].string_value == "scratch_b"
   assert session.hparams["epochs"].number_value == 243
+  assert session.hparams["augment"].string_value == "cutmix"
   assert scalars == {"hparams/test_accuracy": 91.5, "hparams/best_test_accuracy": 92.0,
                      "hparams/params": 100.0, "hparams/flops": 7.0}

@@ -69,7 +69,7 @@ def test_policy_scope_restores_the_global_policy():
 def test_loss_is_float32_for_bfloat16_logits():
   logits = tf.constant([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
   labels = tf.constant([0, 2])
-  loss = speed.SparseCrossEntropy(from_logits=True)
+  loss = speed.CrossEntropy(from_logits=True)
   want = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
   got = loss(labels, tf.cast(logits, tf.bfloat16))
   assert got.dtype == tf.float32
@@ -124,12 +124,27 @@ def test_bf16_trains_with_float32_variables_and_close_loss(tmp_path):
   np.testing.assert_allclose(b16, f32, rtol=0.05)
 
 
+def test_loss_and_accuracy_take_int_and_one_hot_labels():
+  logits = tf.constant([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0], [1.0, 0.0, -1.0]])
+  ids = tf.constant([0, 2, 1])
+  loss = speed.CrossEntropy(from_logits=True)
+  sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(ids, logits).numpy()
+  assert loss(ids, logits).numpy() == pytest.approx(sparse, rel=1e-6)
+  assert loss(ids[:, None], logits).numpy() == pytest.approx(sparse, rel=1e-6)
+  assert loss(tf.one_hot(ids, 3), logits).numpy() == pytest.approx(sparse, rel=1e-6)
+  soft = tf.constant([[0.7, 0.3, 0.0], [0.0, 0.5, 0.5], [0.2, 0.2, 0.6]])
+  want = -np.mean(np.sum(soft.numpy() * tf.nn.log_softmax(logits).numpy(), axis=1))
+  assert loss(soft, logits).numpy() == pytest.approx(want, rel=1e-6)
+  np.testing.assert_array_equal(speed.accuracy(ids, logits).numpy(), [1, 1, 0])
+  np.testing.assert_array_equal(speed.accuracy(soft, logits).numpy(), [1, 0, 0])
+
+
 def test_compile_model_sets_xla_and_steps():
   model = compile_model(_build(), SPEC, speed.SpeedSettings(steps_per_execution=3,
                                                             jit_compile="off"))
   assert model._steps_per_execution.numpy() == 3
   assert not model._jit_compile
-  assert isinstance(model.loss, speed.SparseCrossEntropy)
+  assert isinstance(model.loss, speed.CrossEntropy)
 
 
 def test_threads_are_applied_after_main_started_tensorflow():

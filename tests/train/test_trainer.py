@@ -144,3 +144,28 @@ def test_train_under_mirrored_two_cpus_resumes(tmp_path):
   assert counter.epochs == [1, 2, 3] and result.epochs == 4
   assert result.model.distribute_strategy.num_replicas_in_sync == 2
   assert result.history["loss"][-1] < result.history["loss"][0]
+
+
+def test_soft_label_training_is_evaluated_on_int_labels(tmp_path):
+  """A run trained on one-hot/soft labels (MixUp, CutMix) reports the test set's true accuracy."""
+  train_ds, test_ds = _data()
+  soft_train = train_ds.map(lambda x, y: (x, 0.9 * tf.one_hot(y, 3) + 0.1 / 3))
+  spec = TrainSpec(epochs=2, lr=0.1, batch_size=8, weight_decay=1e-3)
+  result = train(_build, soft_train, test_ds, spec, strategy=make_strategy("one_device"),
+                 run_dir=str(tmp_path / "soft"), verbose=0)
+  x, y = next(iter(test_ds))
+  want = np.mean(np.argmax(result.model(x, training=False).numpy(), axis=1) == y.numpy())
+  assert result.test_accuracy == pytest.approx(want)
+  assert result.history["loss"][-1] < result.history["loss"][0]
+
+
+def test_output_off_a_terminal_is_one_line_per_epoch(tmp_path, capsys):
+  train_ds, test_ds = _data()
+  spec = TrainSpec(epochs=2, lr=0.1, batch_size=8, weight_decay=1e-3)
+  train(_build, train_ds, test_ds, spec, strategy=make_strategy("one_device"),
+        run_dir=str(tmp_path / "quiet_log"))   # verbose=None: pytest's stdout is no terminal
+  out = capsys.readouterr().out
+  assert "\r" not in out and "\x08" not in out
+  lines = [l for l in out.splitlines() if " epoch " in l]
+  assert [l.split(":")[0] for l in lines] == ["quiet_log epoch 1/2", "quiet_log epoch 2/2"]
+  assert "val_accuracy" in lines[0] and "lr 0.1" in lines[0]

@@ -6,6 +6,11 @@ import tensorflow as tf
 from tf_rethink.util import errors
 from tf_rethink.data import augment
 from tf_rethink.data import datasets
+from tf_rethink.data import recipes
+
+# The stream of the batch seed that a recipe draws from (the paper's crop and flip use the seed
+# itself, so `--augment=paper` draws exactly what it drew before recipes existed).
+RECIPE_STREAM = 1
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -23,33 +28,56 @@ def _check_limit(limit: int) -> int:
   return int(limit)
 
 
-def _preprocess_fn(info: datasets.DatasetInfo, train: bool, encoded: bool):
+def _preprocess_fn(info: datasets.DatasetInfo, train: bool, encoded: bool,
+                   recipe: recipes.Recipe = recipes.PAPER):
   """Returns f(images, labels, seed) -> (float32 normalized images, int32 labels).
 
   ImageNet: one example (a JPEG string or decoded image) per call, before batching. The fixed-size
   families (cifar, mnist): one whole uint8 BATCH per call, after batching: the crop, flip and
-  normalization are a few ops per batch instead of per image (`augment.pad_crop_flip_batch`)."""
+  normalization are a few ops per batch instead of per image (`augment.pad_crop_flip_batch`).
+  With a `recipe` (training only) the images stay pixels (ImageNet: f also returns the seed) for
+  `_recipe_fn`, which runs on batches."""
   size = info.input_shape[0]
+  normalize = recipe.fn is None   # a batch recipe needs pixels; a crop recipe does not
 
   def fn(image, label, seed):
     if info.family == "imagenet":
       if train:
-        image = augment.imagenet_train(image, seed, size)
+        image = (recipe.imagenet_crop or augment.imagenet_train)(image, seed, size)
       else:
         image = augment.imagenet_eval(tf.io.decode_jpeg(image, channels=3) if encoded else image, size)
+      if not normalize:
+        return tf.ensure_shape(image, info.input_shape), tf.cast(label, tf.int32), seed
       return (tf.ensure_shape(augment.normalize(image, info.mean, info.std), info.input_shape),
               tf.cast(label, tf.int32))
     if train:
       image = augment.pad_crop_flip_batch(image, seed, augment.PAD)
+    if not normalize:
+      return _recipe_fn(info, recipe)(image, label, seed)
     image = tf.ensure_shape(augment.normalize(image, info.mean, info.std), (None,) + info.input_shape)
     return image, tf.cast(label, tf.int32)
 
   return fn
 
 
+def _recipe_fn(info: datasets.DatasetInfo, recipe: recipes.Recipe):
+  """f(pixels [B, H, W, C], int labels [B], batch seed [2]) -> (normalized images, labels) of
+  `recipe` (labels one-hot float32 [B, classes] when it mixes examples): the ONE hook through
+  which recipes enter the pipeline. The recipe draws from the batch seed's RECIPE_STREAM."""
+  def fn(images, labels, seed):
+    labels = tf.cast(labels, tf.int32)
+    if recipe.soft_labels:
+      labels = tf.one_hot(labels, info.num_classes, dtype=tf.float32)
+    images, labels = recipe.fn(tf.cast(images, tf.float32), labels,
+                               tf.random.experimental.stateless_fold_in(seed, RECIPE_STREAM))
+    images = augment.normalize(images, info.mean, info.std)
+    return tf.ensure_shape(images, (None,) + info.input_shape), labels
+  return fn
+
+
 def pipeline(name: str, split: str, *, batch_size: int, seed: int, train: Optional[bool] = None,
              data_dir: Optional[str] = None, idx_dir: Optional[str] = None,
-             limit: Optional[int] = None) -> tf.data.Dataset:
+             limit: Optional[int] = None, augment: str = "paper") -> tf.data.Dataset:
   """One epoch of batched (float32 NHWC normalized images, int32 labels) of dataset `name`.
 
   Args:
@@ -65,6 +93,8 @@ def pipeline(name: str, split: str, *, batch_size: int, seed: int, train: Option
       fallback); None means tfds's default (~/tensorflow_datasets).
     idx_dir: directory of the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist).
     limit: use only the first `limit` examples of the split (before shuffling).
+    augment: the training augmentation recipe (`recipes.RECIPES`: paper, randaugment, mixup,
+      cutmix); mixup and cutmix yield one-hot float labels. Ignored when `train` is False.
 
   The dataset is finite (no repeat): `model.fit(ds, epochs=E)` iterates it E times.
   """
@@ -76,18 +106,21 @@ def pipeline(name: str, split: str, *, batch_size: int, seed: int, train: Option
   if source.arrays is not None:
     images, labels = source.arrays
     del source  # the arrays' only other reference: freed once they are in the tensor
-    return from_arrays(images[:n], labels[:n], name, batch_size=batch_size, seed=seed, train=train)
+    return from_arrays(images[:n], labels[:n], name, batch_size=batch_size, seed=seed, train=train,
+                       augment=augment)
   ds = source.make_dataset(seed, train)
   if limit is not None:
     ds = ds.take(n)
   return _batched(ds, info, batch_size=batch_size, seed=seed, train=train,
-                  encoded=source.encoded_images, options=_options(), n=n)
+                  encoded=source.encoded_images, options=_options(), n=n, augment=augment)
 
 
 def from_arrays(images, labels, name: str, *, batch_size: int, seed: int, train: bool,
-                repeat: bool = False, drop_remainder: bool = False) -> tf.data.Dataset:
+                repeat: bool = False, drop_remainder: bool = False,
+                augment: str = "paper") -> tf.data.Dataset:
   """The pipeline of `pipeline` over in-memory uint8 images [N, H, W, C] and int labels [N],
-  preprocessed as dataset `name` (its augmentation and normalization); `repeat` loops forever.
+  preprocessed as dataset `name` (its augmentation and normalization, `augment` its recipe);
+  `repeat` loops forever.
 
   Memory: the examples are held once, in the TensorFlow tensor the dataset is built on (the
   caller's numpy arrays can then be dropped; `pipeline` drops them). tf.data's default graph
@@ -105,14 +138,21 @@ def from_arrays(images, labels, name: str, *, batch_size: int, seed: int, train:
   options = _options()
   options.experimental_optimization.apply_default_optimizations = False
   return _batched(ds, info, batch_size=batch_size, seed=seed, train=train, encoded=False,
-                  options=options, n=len(labels), repeat=repeat, drop_remainder=drop_remainder)
+                  options=options, n=len(labels), repeat=repeat, drop_remainder=drop_remainder,
+                  augment=augment)
 
 
 def _batched(ds, info, *, batch_size, seed, train, encoded, options, n, repeat=False,
-             drop_remainder=False):
+             drop_remainder=False, augment="paper"):
   """Shuffle (train; the whole split of `n` examples unless the dataset sets a window), seeded
   preprocessing (per example before batching for ImageNet, per batch after it otherwise), batch,
-  prefetch."""
+  the augmentation recipe (train), prefetch."""
+  recipe = recipes.get(augment)   # checked for every split; evaluation never augments
+  if recipe.imagenet_crop is not None and info.family != "imagenet":
+    raise errors.UsageError(f"--augment={augment} replaces the ImageNet training crop; "
+                            f"{info.name} has none (use it with --dataset=imagenet2012)")
+  if not train:
+    recipe = recipes.PAPER
   if train:
     ds = ds.shuffle(info.shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -120,7 +160,7 @@ def _batched(ds, info, *, batch_size, seed, train, encoded, options, n, repeat=F
     seeds = tf.data.Dataset.from_tensors(tf.zeros([2], tf.int64)).repeat()  # unused by eval ops
   if repeat:
     ds = ds.repeat()
-  fn = _preprocess_fn(info, train, encoded)
+  fn = _preprocess_fn(info, train, encoded, recipe)
   per_example = info.family == "imagenet"
   if not per_example:
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -128,6 +168,9 @@ def _batched(ds, info, *, batch_size, seed, train, encoded, options, n, repeat=F
                                             num_parallel_calls=AUTOTUNE, deterministic=True)
   if per_example:
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if recipe.fn is not None:   # the batch's seed: its first example's
+      ds = ds.map(lambda x, y, s: _recipe_fn(info, recipe)(x, y, s[0]),
+                  num_parallel_calls=AUTOTUNE, deterministic=True)
   return ds.prefetch(AUTOTUNE).with_options(options)
 
 

@@ -178,15 +178,3 @@ def gzip_size(path: str) -> int:
     with open(path, "rb") as f:
       raw = f.read()
   return len(gzip.compress(raw, compresslevel=9, mtime=0))
-
-
-def export_tflite(saved_model_dir: str, path: str) -> int:
-  """Converts an exported SavedModel to a float32 TFLite flatbuffer at `path`; returns its bytes.
-
-  The zeros of a weight-pruned model are kept as zeros (dense float tensors; the gzip size shows
-  the saving)."""
-  import tensorflow as tf
-  converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-  data = converter.convert()
-  fs.write_bytes(path, data)
-  return len(data)

@@ -40,6 +40,7 @@ from tf_rethink.pruning.sampling import (Statistics, consumer_kernel, find_consu
                                          sample_statistics, HELD_OUT_EVERY)
 from tf_rethink.pruning.scores import l1_norm
 from tf_rethink.pruning.select import kept_count, rounded, top_k
+from tf_rethink.util import progress
 from tf_rethink.util.errors import UsageError
 
 _log = logging.getLogger(__name__)
@@ -223,7 +224,8 @@ class DataDrivenPruner(Pruner):
     self.timings = {"sampling": time.perf_counter() - start}
     start = time.perf_counter()
     keep, recon, notes = {}, {}, []
-    for name, (consumer, width) in targets.items():
+    for name, (consumer, width) in progress.track(list(targets.items()),
+                                                  f"{self.name}: selection", unit="layers"):
       kernel = consumer_kernel(consumer.layer)
       choice = self.choose(stats.gram[consumer.key], stats.held_out_gram[consumer.key], kernel,
                            width)

@@ -219,7 +219,7 @@ def sample_statistics(graph: Graph, consumers: Sequence[Call], data, *, kind: st
   steps = {False: make_step(False), True: make_step(True)}
   taken, scanned, seen, kept_held = 0, 0, {}, []
   from tf_rethink.util.progress import progress  # pylint: disable=import-outside-toplevel
-  with progress(total=images, desc=desc, unit="img") as bar:
+  with progress(desc, total=images, unit="img") as bar:
     for x, y in calibration_batches(data, graph.shape(graph.inputs[0])):
       scanned += len(x)
       if y is not None and per_class is not None:

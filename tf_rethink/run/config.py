@@ -7,6 +7,7 @@ import dataclasses
 import json
 from typing import Mapping, Optional, Tuple
 
+from tf_rethink.util import progress
 from tf_rethink.util.errors import UsageError
 
 # How training steps execute (train/speed.py's SpeedSettings has exactly these fields).
@@ -29,6 +30,7 @@ REGIME_CHOICES = ("baseline", "finetune", "scratch_e", "scratch_b", "all", "lott
 LR_SCHEDULES = ("auto", "cifar", "imagenet")
 PRECISIONS = ("auto", "off", "bf16", "fp16")   # --mixed_precision (train/speed.py)
 JIT_CHOICES = ("auto", "on", "off")            # --jit_compile (train/speed.py)
+AUGMENTATIONS = ("paper", "randaugment", "mixup", "cutmix", "keras_cv_crop")   # --augment (data/recipes.py RECIPES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Config:
   finetune_epochs: Optional[int] = None
   finetune_lr: Optional[float] = None
   scratch_b_cap: Optional[float] = None
+  augment: str = "paper"   # training augmentation recipe (data/recipes.py); part of the identity
   method_options: Mapping[str, object] = dataclasses.field(default_factory=dict)
   seed: int = 1
   seeds: str = ""   # "N" (N runs: seed, seed+1, ...) or "1,4,7"; each in workdir/seed_<n> (seeds.py)
@@ -61,7 +64,7 @@ class Config:
   workdir: str = "/tmp/tf_rethink"
   strategy: str = "mirrored"
   dry_run: bool = False
-  verbose: int = 1
+  verbose: Optional[int] = None   # None: a progress bar on a terminal, one line per epoch otherwise
   export: bool = True
   # Speed (train/speed.py; defaults measured with tools/bench_train.py): how steps execute.
   steps_per_execution: int = 1
@@ -76,6 +79,8 @@ class Config:
         object.__setattr__(self, name, value)
     _check(self.regime in REGIME_CHOICES,
            f"unknown --regime={self.regime!r}; choose one of: {', '.join(REGIME_CHOICES)}")
+    _check(self.augment in AUGMENTATIONS,
+           f"unknown --augment={self.augment!r}; choose one of: {', '.join(AUGMENTATIONS)}")
     _check(self.lr_schedule in LR_SCHEDULES,
            f"unknown --lr_schedule={self.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
     _check(self.prune_ratio is None or 0.0 < self.prune_ratio < 1.0,
@@ -93,6 +98,7 @@ class Config:
       value = getattr(self, name)
       _check(value is None or value > 0, f"--{name}={value} must be positive")
     _check(self.weight_decay >= 0, f"--weight_decay={self.weight_decay} must be >= 0")
+    progress.check_verbose(self.verbose)
     check_speed_settings(self)
     _check(self.scratch_b_cap is None or self.scratch_b_cap == 0 or self.scratch_b_cap >= 1,
            f"--scratch_b_cap={self.scratch_b_cap} must be >= 1 (or 0 for no cap)")

@@ -19,6 +19,7 @@ from tf_rethink import flops as flops_lib
 from tf_rethink.run import hparams as hparams_lib
 from tf_rethink.run import repeats
 from tf_rethink.util import fs
+from tf_rethink.util import progress
 from tf_rethink.run import results as results_lib
 from tf_rethink.run.config import Config
 from tf_rethink.util.errors import UsageError
@@ -118,12 +119,16 @@ def _export(config: Config, ctx, model) -> None:
   full = ctx.build_full()
   full.load_weights(ctx.baseline_weights)
   sizes, gzipped, serving = {}, {}, {}
-  for name, m in (("baseline", full), (config.regimes[-1], ctx.plan.export_model(model))):
-    path = os.path.join(config.workdir, "export", name)
-    sizes[name] = export_lib.export_and_verify(m, path, sample)["bytes"]
-    gzipped[name] = export_lib.gzip_size(path)
-    serving[name] = export_lib.export_serving(
-        m, os.path.join(config.workdir, "export", "serving", name), sample)["bytes"]
+  with progress.progress("exporting SavedModels", total=4, unit="models",
+                         verbose=config.verbose) as bar:
+    for name, m in (("baseline", full), (config.regimes[-1], ctx.plan.export_model(model))):
+      path = os.path.join(config.workdir, "export", name)
+      sizes[name] = export_lib.export_and_verify(m, path, sample)["bytes"]
+      gzipped[name] = export_lib.gzip_size(path)
+      bar.update(1)
+      serving[name] = export_lib.export_serving(
+          m, os.path.join(config.workdir, "export", "serving", name), sample)["bytes"]
+      bar.update(1)
   name = config.regimes[-1]
   print(f"exported SavedModels to {os.path.join(config.workdir, 'export')} (reloaded and verified): "
         f"baseline {sizes['baseline']:,} bytes, {name} {sizes[name]:,} bytes "
@@ -143,7 +148,9 @@ def _prune(ctx, config: Config, baseline_record: dict) -> None:
   else:
     trained = ctx.pruner.prepare(ctx.build_full())  # e.g. with the method's gates
     trained.load_weights(ctx.baseline_weights)
-    ctx.plan = ctx.pruner.select(trained, ctx.train_ds, model_name=config.model)
+    # Data-driven selection samples the paper's training distribution, whatever --augment is.
+    data = ctx.train_ds if config.augment == "paper" else _pipeline(config, "train", "paper")
+    ctx.plan = ctx.pruner.select(trained, data, model_name=config.model)
     ctx.plan.save(path)
   print(ctx.plan.summary())
   ctx.flops_full = baseline_record["flops"]
@@ -183,10 +190,11 @@ def _counts_dict(counts) -> dict:
   return {"params": counts.params, "flops": counts.flops, "macs": counts.macs}
 
 
-def _pipeline(config: Config, split: str):
+def _pipeline(config: Config, split: str, augment: Optional[str] = None):
   limit = config.limit_train if split == "train" else config.limit_test
   return data_lib.pipeline(config.dataset, split, batch_size=config.batch_size, seed=config.seed,
-                           data_dir=config.data_dir, idx_dir=config.idx_dir, limit=limit)
+                           data_dir=config.data_dir, idx_dir=config.idx_dir, limit=limit,
+                           augment=augment or config.augment)
 
 
 def _claim_workdir(config: Config, flags_text: str) -> None:

@@ -2,7 +2,7 @@
 architecture search) can be compared side by side in the HParams dashboard.
 
 Each finished regime run writes, once, into `<run_dir>/tb/hparams/` its hyper-parameters (method,
-regime, model, dataset, variant, ratio, seed, epochs, lr, width multiplier) and its final metrics
+regime, model, dataset, variant, ratio, seed, epochs, lr, width multiplier, augmentation) and its final metrics
 as scalars `hparams/test_accuracy`, `hparams/best_test_accuracy` (%), `hparams/params`,
 `hparams/flops`. `tensorboard --logdir=<workdir>` then shows every regime's training curves
 (`<regime>/tb/train`, `<regime>/tb/validation`) in one view and the sessions in the HParams tab.
@@ -24,7 +24,7 @@ def config_hparams(config, regime: str, epochs: int, **extra) -> dict:
          "dataset": config.dataset, "variant": config.variant or "",
          "ratio": float(config.prune_ratio or 0.0), "seed": int(config.seed),
          "epochs": int(epochs), "lr": float(config.lr),
-         "width_multiplier": float(config.width_multiplier)}
+         "width_multiplier": float(config.width_multiplier), "augment": config.augment}
   out.update(extra)
   return out
 

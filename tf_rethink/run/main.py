@@ -9,7 +9,6 @@ the flagfiles under flags/ set the paper's full-scale settings. A mistake in the
 line that says how to fix it and exits with status 2.
 """
 import os
-import sys
 from typing import Callable
 
 # A program of its own: tf.keras is tf_keras here (TF-MOT, the regimes), before TensorFlow loads.
@@ -21,8 +20,9 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from tf_rethink.util import quiet
-from tf_rethink.run.config import Config, JIT_CHOICES, LR_SCHEDULES, PRECISIONS, REGIME_CHOICES
-from tf_rethink.util.errors import UsageError
+from tf_rethink.run.config import (AUGMENTATIONS, Config, JIT_CHOICES, LR_SCHEDULES, PRECISIONS,
+                                   REGIME_CHOICES)
+from tf_rethink.util.errors import UsageError, fail, parse_flags
 
 _D = Config()
 flags.DEFINE_string("method", _D.method, "Pruning method (registry name), e.g. l1_norm.")
@@ -52,6 +52,9 @@ flags.DEFINE_integer("finetune_epochs", None, "Fine-tune epochs (default: 40 CIF
 flags.DEFINE_float("finetune_lr", _D.finetune_lr, "Fine-tune lr (default lr/100; paper: 0.001).")
 flags.DEFINE_float("scratch_b_cap", _D.scratch_b_cap, "Cap on the Scratch-B epoch ratio (default 2 "
                    "on ImageNet as the reference, none otherwise; 0 = no cap).")
+flags.DEFINE_enum("augment", _D.augment, AUGMENTATIONS, "Training augmentation: paper (the "
+                  "reference's crop + flip); randaugment (keras-cv), mixup, cutmix on top of it; "
+                  "keras_cv_crop: keras-cv RandomCropAndResize as the ImageNet crop.")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (initialization, data order, augmentation).")
 flags.DEFINE_string("seeds", _D.seeds, "Repeat the experiment over seeds: a count N (--seed .. "
                     "--seed+N-1) or a list 1,2,3; runs go to workdir/seed_<n>, mean +- std to "
@@ -64,8 +67,8 @@ flags.DEFINE_string("workdir", _D.workdir, "Where the runs, plan, results and ex
 flags.DEFINE_string("strategy", _D.strategy, "mirrored, one_device or multi_worker (TF_CONFIG).")
 flags.DEFINE_bool("dry_run", _D.dry_run, "Build both architectures, print params/FLOPs and the "
                   "Scratch-B epochs, write workdir/summary.json; no data, no training.")
-flags.DEFINE_integer("verbose", _D.verbose, "Keras progress output: 0 silent, 1 progress bar, 2 "
-                     "one line per epoch.")
+flags.DEFINE_integer("verbose", _D.verbose, "Training output: 0 silent, 1 progress bar, 2 one "
+                     "line per epoch; default: 1 on a terminal, 2 when the output is a file/pipe.")
 flags.DEFINE_bool("export", _D.export, "Export the last regime's model as a verified SavedModel.")
 flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution, "Training steps per tf.function "
                      "call (speed only; measured default, see README Performance).")
@@ -105,20 +108,6 @@ def config_from_flags() -> Config:
   options = {name: FLAGS[name].value for name, owners in _METHOD_FLAGS.items()
              if FLAGS.method in owners}
   return Config(method_options=options, **fields)
-
-
-def fail(message: str) -> None:
-  """Prints `error: message` (one line) to stderr and exits with status 2."""
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
-
-
-def parse_flags(argv):
-  """absl's flags parser with a bad flag reported by `fail`."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    fail(f"{e}; run with --helpfull to list the flags")
 
 
 def entry(body: Callable[[Config], object]) -> Callable[[list], None]:

@@ -12,9 +12,11 @@ final test accuracy; rows without records say "not run" and name the flagfile th
 import dataclasses
 import math
 import os
+import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tf_rethink.util import fs
+from tf_rethink.util import progress
 from tf_rethink.study import paper_numbers
 from tf_rethink.run.repeats import mean_std
 
@@ -41,12 +43,14 @@ def _load(dirpath: str) -> Optional[RunRecord]:
 def find_runs(roots: Sequence[str]) -> List[RunRecord]:
   """Every run record (config.json + results.json) under any of `roots`, each once."""
   found = {}
-  for root in roots:
-    for dirpath, _, files in os.walk(root):
-      if "config.json" in files and "results.json" in files:
-        run = _load(dirpath)
-        if run is not None:
-          found[run.path] = run
+  with progress.progress("finding run records", unit="dirs", stream=sys.stderr) as bar:
+    for root in roots:
+      for dirpath, _, files in os.walk(root):
+        bar.update(1)
+        if "config.json" in files and "results.json" in files:
+          run = _load(dirpath)
+          if run is not None:
+            found[run.path] = run
   return sorted(found.values(), key=lambda r: r.path)
 
 
@@ -186,5 +190,6 @@ def render_all(runs, *, tables: Sequence[str] = (), metric: str = "best",
   legend = ("Tags: [R]/[RM] official repo / its READMEs, [X] independent copies of the paper's "
             "table, [O] the original method paper, [P?] recalled from the paper and NOT checked "
             "against the PDF; n/r = not recovered.\n")
-  return legend + "\n" + "\n".join(render(t, runs, metric=metric, dataset=dataset, index=index)
-                                   for t in names)
+  rendered = [render(t, runs, metric=metric, dataset=dataset, index=index)
+              for t in progress.track(names, "rendering tables", unit="tables", stream=sys.stderr)]
+  return legend + "\n" + "\n".join(rendered)

@@ -10,7 +10,7 @@ section); "auto" picks per device:
   bfloat16 arithmetic (AVX512_BF16 / AMX), float32 on other CPUs; "bf16" computes
   convolutions and matmuls in bfloat16 with float32 variables (no loss scaling needed: bfloat16
   has float32's exponent range); "off" is float32. Logits are cast to float32 before the
-  softmax cross-entropy in every mode (`SparseCrossEntropy`).
+  softmax cross-entropy in every mode (`CrossEntropy`).
 * `jit_compile` (XLA): "auto" is on for a GPU only (on this CPU XLA made convnet training
   2.5x slower: ResNet-56 trained at 125 vs 313 img/s).
 * `steps_per_execution`: training steps run per `tf.function` call (fewer Python round trips).
@@ -118,9 +118,46 @@ def policy_scope(settings: SpeedSettings):
 
 
 @keras.utils.register_keras_serializable(package="tf_rethink")
-class SparseCrossEntropy(keras.losses.SparseCategoricalCrossentropy):
-  """Softmax cross-entropy on logits, computed in float32 whatever the logits' dtype."""
+class CrossEntropy(keras.losses.Loss):
+  """Softmax cross-entropy on logits, computed in float32 whatever the logits' dtype.
+
+  Labels are int class ids [B] (the paper's) or one-hot/soft float rows [B, classes] (MixUp,
+  CutMix: `data.recipes`); the form is read from the labels' rank, so a model trained on soft
+  labels is evaluated on the test set's int labels with the same loss."""
+
+  def __init__(self, from_logits=True, **kwargs):
+    super().__init__(**kwargs)
+    self.from_logits = from_logits
 
   @tf.autograph.experimental.do_not_convert  # plain tensor code; avoids AutoGraph's warning
   def call(self, y_true, y_pred):
-    return super().call(y_true, tf.cast(y_pred, tf.float32))
+    y_pred = tf.cast(y_pred, tf.float32)
+    if _soft(y_true, y_pred):
+      return keras.losses.categorical_crossentropy(tf.cast(y_true, tf.float32), y_pred,
+                                                   from_logits=self.from_logits)
+    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred,
+                                                        from_logits=self.from_logits)
+
+  def get_config(self):
+    return {**super().get_config(), "from_logits": self.from_logits}
+
+
+@tf.autograph.experimental.do_not_convert
+def accuracy(y_true, y_pred):
+  """Top-1 accuracy per example against int labels, or against the argmax of soft labels."""
+  if _soft(y_true, y_pred):
+    y_true = tf.argmax(y_true, axis=-1)
+  y_true = tf.reshape(tf.cast(y_true, tf.int64), [-1])
+  return tf.cast(tf.equal(y_true, tf.argmax(y_pred, axis=-1)), tf.float32)
+
+
+def Accuracy() -> keras.metrics.Metric:  # pylint: disable=invalid-name
+  """The trainer's "accuracy" metric (`accuracy`); one metric object for training batches with
+  soft labels and test batches with int labels (Keras's "accuracy" string picks its kind once,
+  from the first batch it sees)."""
+  return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")
+
+
+def _soft(y_true, y_pred) -> bool:
+  """Labels are rows of class weights (rank of the logits) rather than class ids."""
+  return y_true.shape.rank == y_pred.shape.rank and y_true.shape[-1] != 1

@@ -25,6 +25,7 @@ import tf_keras as keras
 
 from tf_rethink.pruning.graph import require_tf_keras
 from tf_rethink.util import fs
+from tf_rethink.util import progress
 from tf_rethink.util.errors import UsageError
 from tf_rethink.train import callbacks as cb
 from tf_rethink.train.optimizer import SGD
@@ -78,15 +79,16 @@ def make_optimizer(spec: TrainSpec) -> SGD:
 
 def compile_model(model: keras.Model, spec: TrainSpec,
                   speed: Optional[SpeedSettings] = None) -> keras.Model:
-  """Compiles with SGD, sparse CE on logits and accuracy (call inside `strategy.scope()`).
+  """Compiles with SGD, CE on logits and accuracy (int or one-hot labels; call inside
+  `strategy.scope()`).
 
   `speed` (default `speed.FLOAT32`) sets XLA and steps per execution; build the model inside
   `speed_lib.policy_scope(speed)` for its mixed precision."""
   require_tf_keras(model, "training (the paper's regimes: SGD with coupled L2, step lr)")
   speed = speed or speed_lib.FLOAT32
   model.compile(optimizer=make_optimizer(spec),
-                loss=speed_lib.SparseCrossEntropy(from_logits=True),
-                metrics=["accuracy"], jit_compile=speed.jit(),
+                loss=speed_lib.CrossEntropy(from_logits=True),
+                metrics=[speed_lib.Accuracy()], jit_compile=speed.jit(),
                 steps_per_execution=speed.steps_per_execution)
   return model
 
@@ -127,7 +129,7 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
           strategy: tf.distribute.Strategy, run_dir: str,
           extra_callbacks: Sequence[keras.callbacks.Callback] = (),
           scalars: Union[None, Mapping[str, float], Callable[[keras.Model], Mapping]] = None,
-          verbose=1,
+          verbose: Optional[int] = None,
           speed: Optional[SpeedSettings] = None) -> TrainResult:
   """Trains `build_model()` for `spec.epochs` epochs; resumes or reuses what `run_dir` holds.
 
@@ -143,7 +145,8 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
       before TensorBoard and the backup.
     scalars: logged once to TensorBoard (e.g. {"params": ..., "flops": ...}), or a function of the
       built model returning them.
-    verbose: Keras progress bar (0 silent, 1 bar, 2 one line per epoch).
+    verbose: 0 silent, 1 Keras's progress bar, 2 one line per epoch (`callbacks.EpochLine`);
+      None: 1 on a terminal, 2 otherwise (`util.progress.resolve_verbose`).
     speed: how the steps execute (mixed precision, XLA, steps per execution; `speed.py`);
       None: float32 (`speed.FLOAT32`). main.py passes the --mixed_precision etc. flags.
 
@@ -151,6 +154,7 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
     UsageError: corrupt checkpoint/result files, or `run_dir` was started with another spec.
   """
   os.makedirs(run_dir, exist_ok=True)
+  verbose = progress.resolve_verbose(verbose)
   chief = strategy.extended.should_checkpoint
   speed = speed or speed_lib.FLOAT32
   with strategy.scope(), speed_lib.policy_scope(speed):
@@ -173,8 +177,10 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
                keras.callbacks.TensorBoard(tb_dir, histogram_freq=0, write_graph=False,
                                            profile_batch=0, update_freq="epoch"),
                cb.Backup(os.path.join(run_dir, "backup"))]
+  if verbose == progress.LINES:
+    callbacks.append(cb.EpochLine(os.path.basename(os.path.normpath(run_dir)), spec.epochs))
   model.fit(train_ds, epochs=spec.epochs, validation_data=test_ds, callbacks=callbacks,
-            verbose=verbose)
+            verbose=progress.BAR if verbose == progress.BAR else 0)
 
   epochs = recorder.epochs
   if len(epochs) != spec.epochs:
