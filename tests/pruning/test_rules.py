@@ -259,3 +259,23 @@ def test_flops_count_the_layers_the_first_round_counted_as_zero():
   tconv = 2 * 9 * 4 * 4 * 64            # 2 kh kw C_in C_out H_in W_in
   assert got.flops == tconv + 12 * 16 * 16 * 4 + 2 * 16 * 16 * 4 + 16 * 16 * 4
   assert got.macs == tconv // 2
+
+
+def test_embedding_is_a_producer_and_channels_first_convs_stay_whole():
+  inp = keras.Input((6,), dtype="int32")
+  x = L.Embedding(20, 8, name="embed")(inp)
+  x = L.Dense(6, activation="relu", name="ffn")(x)
+  tokens = keras.Model(inp, L.Dense(2, name="logits")(L.Flatten()(x)))
+  tokens = helpers.randomize(tokens, scaled=True)
+  ids = np.random.default_rng(0).integers(0, 20, (2, 6)).astype(np.int32)
+  small, plan = tf_rethink.prune(tokens, ratio=0.5)
+  assert len(plan.keep["embed"]) == 4 and small.get_layer("embed").output_dim == 4
+  from tf_rethink.pruning import masking  # pylint: disable=import-outside-toplevel
+  np.testing.assert_allclose(small(ids).numpy(), masking.masked_outputs(tokens, plan.keep, ids)[0],
+                             rtol=1e-5, atol=1e-5)
+  inp = keras.Input((3, 8, 8))
+  x = L.Conv2D(4, 3, padding="same", data_format="channels_first", name="cf")(inp)
+  model = keras.Model(inp, L.Dense(2)(L.Flatten()(x)))
+  report = tf_rethink.channel_groups(model)
+  assert not report.group_of("cf").prunable
+  assert flops.count(model).macs == 9 * 3 * 4 * 64 + 256 * 2

@@ -54,17 +54,29 @@ def _bias(layer) -> bool:
 
 def conv_cost(layer, n_in: int, out_shape, kernel=None) -> Cost:
   """Convention A of a (grouped) conv call; with `kernel` (its effective, possibly masked
-  kernel) convention B: the conv term counts the kernel's nonzero weights only."""
+  kernel) convention B: the conv term counts the kernel's nonzero weights only. Channels-first
+  convs are counted too (`n_in` must then be the channel count of the input's axis 1)."""
   g = int(getattr(layer, "groups", 1) or 1)
-  out = out_shape[1:]
-  positions = prod(out[:-1])
+  elems = prod(out_shape[1:])
+  c_out = int(getattr(layer, "filters", out_shape[-1]))
+  positions = elems // max(c_out, 1)
   if kernel is None:
-    macs = prod(layer.kernel_size) * (n_in // g) * out[-1] * positions
+    macs = prod(layer.kernel_size) * (n_in // g) * c_out * positions
   else:
     macs = int(np.count_nonzero(kernel)) * positions
-  elems = prod(out)
   return Cost(flops=2 * macs + (elems if _bias(layer) else 0) + _activation_flops(layer, elems),
               macs=macs)
+
+
+def _in_channels(c: Ctx) -> int:
+  shape = c.in_shapes[0]
+  return int(shape[1]) if c.config.get("data_format") == "channels_first" else c.n_in
+
+
+def _channels_last(c: Ctx) -> None:
+  """Surgery follows channels-last layers (the channel axis of every tensor is the last one)."""
+  if c.config.get("data_format", "channels_last") != "channels_last":
+    c.refuse(f"is {c.config['data_format']}; the engine cuts channels-last layers only")
 
 
 def _conv_out(keep, n):
@@ -104,6 +116,7 @@ class ConvRule(Rule):
     return b if g > 1 and a != b and a != 1 else None
 
   def cut(self, c: Ctx) -> Cut:
+    _channels_last(c)
     g, a, b = self._groups(c)
     ins = c.ins[0]
     if g == 1:
@@ -133,7 +146,7 @@ class ConvRule(Rule):
 
   def cost(self, c: Ctx, sparse: bool = False) -> Cost:
     kernel = np.asarray(c.layer.get_weights()[0]) if sparse else None
-    return conv_cost(c.layer, c.n_in, c.out_shape, kernel)
+    return conv_cost(c.layer, _in_channels(c), c.out_shape, kernel)
 
   def kernel(self, layer):
     return np.asarray(layer.get_weights()[0])
@@ -152,6 +165,7 @@ class ConvTransposeRule(Rule):
   role = PRODUCER
 
   def cut(self, c: Ctx) -> Cut:
+    _channels_last(c)
     if int(getattr(c.layer, "groups", 1) or 1) != 1:
       c.refuse("is a grouped transposed conv")
     ins, out = c.ins[0], _conv_out(c.keep, c.n_out)
@@ -205,6 +219,7 @@ class DepthwiseRule(Rule):
   """DepthwiseConv1D / DepthwiseConv2D: output channel i*m+j comes from input channel i."""
 
   def cut(self, c: Ctx) -> Cut:
+    _channels_last(c)
     m = int(c.layer.depth_multiplier)
     ins = c.ins[0]
     out = expand(ins, m)
@@ -228,6 +243,7 @@ class SeparableRule(Rule):
   role = PRODUCER
 
   def cut(self, c: Ctx) -> Cut:
+    _channels_last(c)
     m = int(c.layer.depth_multiplier)
     ins, out = c.ins[0], _conv_out(c.keep, c.n_out)
     mid = expand(ins, m)
@@ -252,7 +268,22 @@ class SeparableRule(Rule):
     return [weights[0], weights[1] * scale, bias * scale + shift]
 
 
+class EmbeddingRule(Rule):
+  """Embedding (vocabulary, dim): a producer of `dim` channels (its columns); 0 FLOPs (a gather,
+  as the reference counts none)."""
+  role = PRODUCER
+
+  def cut(self, c: Ctx) -> Cut:
+    out = _conv_out(c.keep, c.n_out)
+    return Cut(out=out, config={"output_dim": len(out)},
+               weights=lambda w: [take(v, out, -1) for v in w])
+
+  def kernel(self, layer):
+    return np.asarray(layer.get_weights()[0])
+
+
 RULES.register(ConvRule(), "Conv1D", "Conv2D", "Conv3D")
+RULES.register(EmbeddingRule(), "Embedding")
 RULES.register(ConvTransposeRule(), "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
 RULES.register(DenseRule(), "Dense")
 RULES.register(DepthwiseRule(), "DepthwiseConv1D", "DepthwiseConv2D")
