@@ -130,8 +130,8 @@ def test_importing_tf_rethink_leaves_a_users_keras3_code_alone():
   assert out.stdout.split() == ["keras", "tf_keras", "1", "1"]
 
 
-@pytest.mark.slow
 def test_jax_backend_prunes_through_the_same_engine():
+  """Runs where the optional extra is installed (`pip install -e ".[jax]"`); skipped otherwise."""
   pytest.importorskip("jax")
   code = (
       "import os; os.environ['KERAS_BACKEND'] = 'jax'\n"
