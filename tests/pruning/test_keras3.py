@@ -19,6 +19,7 @@ import keras
 from tests import helpers
 from tests.pruning import prune_checks
 from tf_rethink import export, flops
+from tf_rethink.pruning import masking
 from tf_rethink.pruning.graph import view
 from tf_rethink.study import applications
 from tf_rethink.util.errors import UsageError
@@ -130,7 +131,7 @@ def test_importing_tf_rethink_leaves_a_users_keras3_code_alone():
   assert out.stdout.split() == ["keras", "tf_keras", "1", "1"]
 
 
-def test_jax_backend_prunes_through_the_same_engine():
+def test_jax_backend_prunes_through_the_same_engine(tmp_path):
   """Runs where the optional extra is installed (`pip install -e ".[jax]"`); skipped otherwise."""
   pytest.importorskip("jax")
   code = (
@@ -145,10 +146,33 @@ def test_jax_backend_prunes_through_the_same_engine():
       "small, plan = tf_rethink.prune(m, ratio=0.5)\n"
       "x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype('float32')\n"
       "d = np.abs(np.asarray(small(x)) - masking.masked_outputs(m, plan.keep, x)[0]).max()\n"
-      "small.save('/tmp/_tf_rethink_jax.keras')\n"
-      "r = keras.saving.load_model('/tmp/_tf_rethink_jax.keras', safe_mode=True)\n"
+      f"small.save({str(tmp_path / 'small.keras')!r})\n"
+      f"r = keras.saving.load_model({str(tmp_path / 'small.keras')!r}, safe_mode=True)\n"
       "print(d < 1e-5, small.layers[1].filters, np.allclose(np.asarray(r(x)), np.asarray(small(x))))\n")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                        cwd=ROOT)
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.split() == ["True", "4", "True"]
+
+
+@pytest.mark.parametrize("name, make", [
+    ("attention", lambda x: keras.layers.MultiHeadAttention(2, 4, name="mha")(x, x)),
+    ("recurrent", lambda x: keras.layers.LSTM(16, return_sequences=True, name="lstm")(x)),
+    ("einsum", lambda x: keras.layers.EinsumDense("abc,cd->abd", (None, 16), name="ein")(x)),
+    ("lambda", lambda x: keras.layers.Lambda(lambda t: t[..., ::-1], name="flip")(x)),
+])
+def test_layers_without_a_rule_leave_their_group_whole_and_the_rest_prunes(name, make):
+  """Attention, RNNs, EinsumDense, a Keras 3 Lambda of a Python lambda (which safe deserialization
+  refuses to rebuild: the weightless layer is called again instead): the group through them is
+  reported and left whole, the groups after them still prune, the result equals the masked model."""
+  inp = keras.Input((6, 8))
+  x = make(keras.layers.Dense(16, name="d1")(inp))
+  x = keras.layers.Dense(12, name="d2")(x)
+  model = keras.Model(inp, keras.layers.Dense(3, name="head")(
+      keras.layers.GlobalAveragePooling1D()(x)))
+  small, plan = tf_rethink.prune(model, ratio=0.5)
+  assert "d1" not in plan.keep and len(plan.keep["d2"]) == 6
+  assert "d1" in tf_rethink.channel_groups(model).summary()
+  x0 = np.random.default_rng(0).normal(size=(2, 6, 8)).astype("float32")
+  np.testing.assert_allclose(np.asarray(small(x0)), masking.masked_outputs(model, plan.keep, x0)[0],
+                             atol=1e-5)

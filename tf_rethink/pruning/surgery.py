@@ -19,6 +19,7 @@ layer's rule (`rules`) says how. Layer names and every other setting stay.
 import dataclasses
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
+from tf_rethink.util.errors import UsageError
 from tf_rethink.pruning.channels import propagate
 from tf_rethink.pruning.graph import Ref, adapter_of, fill, flatten, map_structure, view
 from tf_rethink.pruning.graph.build import make_model, new_input
@@ -114,7 +115,18 @@ def _new_layer(api, layer, edit: Edit):
   if api.is_operation(layer) and edit.make is None and not edit.config:
     return layer      # a stateless keras.ops operation: called again on the new tensors
   config = {**layer.get_config(), **edit.config}
-  return edit.make(layer, config) if edit.make is not None else api.from_config(layer, config)
+  if edit.make is not None:
+    return edit.make(layer, config)
+  try:
+    return api.from_config(layer, config)
+  except Exception as e:  # pylint: disable=broad-except
+    if not edit.config and not getattr(layer, "weights", None):
+      # A weightless layer that will not rebuild from its config (a Keras 3 `Lambda` of a Python
+      # lambda, refused by safe deserialization): the same layer is called on the new tensors.
+      return layer
+    raise UsageError(f"layer {layer.name!r} ({type(layer).__name__}) cannot be rebuilt from its "
+                     f"config ({type(e).__name__}: {str(e).splitlines()[0][:160]}); give it a "
+                     f"get_config/from_config pair, or leave its channels unpruned") from None
 
 
 def shrink(model, keep: Mapping[str, Sequence[int]], *, copy_weights: bool = True):
