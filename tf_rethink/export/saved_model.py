@@ -127,20 +127,44 @@ def _SAVE_OPTIONS():  # pylint: disable=invalid-name
   return tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 
 
+MARKER = ".tf_rethink_export"   # in every directory this module writes: what it may replace
+
+
+def check_replaceable(path: str) -> None:
+  """An export may replace only an earlier export (a directory holding `MARKER`); anything else
+  at `path` (a user's file or directory) is refused in one line, never deleted or moved."""
+  if os.path.lexists(path) and not (os.path.isdir(path) and
+                                    os.path.isfile(os.path.join(path, MARKER))):
+    raise UsageError(f"refusing to export to {path}: it exists and is not a tf_rethink export "
+                     "(no " + MARKER + " in it); move it away or pass another path")
+
+
+def is_export(path: str) -> bool:
+  """Whether `path` is a finished export of this module."""
+  return os.path.isfile(os.path.join(path, MARKER))
+
+
 def _save_verified(model, path, sample, save, reloaded_outputs, atol) -> dict:
-  """save(tmp); every array of reloaded_outputs(tmp) must equal model(sample); then tmp -> path."""
-  tmp = path + ".partial"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  save(tmp)
-  expected = model(sample, training=False)
-  expected = (expected[0] if isinstance(expected, (list, tuple)) else expected).numpy()
-  for got in reloaded_outputs(tmp):
-    if not np.allclose(got, expected, atol=atol, rtol=1e-4):
+  """save(tmp); every array of reloaded_outputs(tmp) must equal model(sample); then tmp -> path.
+
+  tmp is a fresh hidden directory beside `path` (`fs.partial_dir`), removed on any failure;
+  `path` itself is replaced only when it is an earlier export (`check_replaceable`)."""
+  check_replaceable(path)
+  tmp = fs.partial_dir(path)
+  try:
+    save(tmp)
+    expected = model(sample, training=False)
+    expected = (expected[0] if isinstance(expected, (list, tuple)) else expected).numpy()
+    for got in reloaded_outputs(tmp):
+      if not np.allclose(got, expected, atol=atol, rtol=1e-4):
+        raise RuntimeError(f"the reloaded SavedModel for {path} disagrees with the in-memory "
+                           f"model (max abs diff {np.abs(got - expected).max():.3g})")
+    with open(os.path.join(tmp, MARKER), "w") as f:
+      f.write("written by tf_rethink.export\n")
+    fs.replace_dir(tmp, path)
+  finally:
+    if os.path.lexists(tmp):
       shutil.rmtree(tmp, ignore_errors=True)
-      raise RuntimeError(f"the reloaded SavedModel at {tmp} disagrees with the in-memory model "
-                         f"(max abs diff {np.abs(got - expected).max():.3g})")
-  fs.replace_dir(tmp, path)
   return {"path": path, "bytes": fs.dir_size(path)}
 
 
