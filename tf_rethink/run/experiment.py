@@ -90,12 +90,13 @@ def run(config: Config, flags_text: str = "") -> dict:
   import tf_keras as keras
   regimes = [_lookup(regimes_lib.REGIMES.get, name) for name in config.regimes]
   pruner = make_pruner(config)
+  if not config.dry_run:
+    artifacts.check(config)            # every file a re-run would reuse, by its schema (cheap)
   full, plan = preflight(config, pruner)
   if config.dry_run:
     return _dry_run(config, full, plan, scratch_b_cap(config))
   keras.utils.set_random_seed(config.seed)
   ctx = make_context(config, pruner)   # data files and strategy: checked before the claim
-  artifacts.check(config)              # every file a re-run would reuse, by its schema
   with lock.hold(config.workdir):      # one writer per workdir
     _claim_workdir(config, flags_text)
     records = artifacts.load_records(config.workdir)
