@@ -134,6 +134,11 @@ def entry(body: Callable[[Config], object]) -> Callable[[list], None]:
       fail(str(e))
     except OSError as e:  # a user path that cannot be read or written (ENOSPC, EROFS, ENOTDIR)
       fail(errors.describe_os_error(e))
+    except Exception as e:  # TensorFlow's file errors (checkpoints, SavedModels) are OpErrors
+      message = errors.describe_file_op_error(e)
+      if message is None:
+        raise
+      fail(message)
   return main
 
 

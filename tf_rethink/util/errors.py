@@ -45,6 +45,22 @@ def describe_os_error(e: OSError) -> str:
   return f"cannot use {where}: {reason} ({hint})"
 
 
+_FILE_ERRORS = {"No space left on device": errno.ENOSPC, "Read-only file system": errno.EROFS,
+                "Disk quota exceeded": errno.EDQUOT, "Permission denied": errno.EACCES,
+                "Not a directory": errno.ENOTDIR}
+
+
+def describe_file_op_error(e: Exception):
+  """One line for a TensorFlow or h5py error that is a file-system error underneath (a full disk,
+  a read-only mount); None for any other error (a bug: let it show its traceback)."""
+  text = str(e)
+  for needle, code in _FILE_ERRORS.items():
+    if needle in text:
+      first = next((l for l in text.splitlines() if needle in l), needle).strip()
+      return f"cannot write: {first[:300]} ({_OS_HINTS[code]})"
+  return None
+
+
 def check_flagfiles(argv) -> None:
   """Every --flagfile (and each one it includes) is a readable UTF-8 text file, and no flagfile
   includes itself, directly or through others (absl would only warn and read it again)."""
