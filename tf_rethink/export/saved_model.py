@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 
+from tf_rethink.export.ownership import MARKER, check_replaceable, is_export, mark  # noqa: F401
 from tf_rethink.util import fs
 from tf_rethink.util.errors import UsageError
 
@@ -127,23 +128,6 @@ def _SAVE_OPTIONS():  # pylint: disable=invalid-name
   return tf.saved_model.SaveOptions(experimental_custom_gradients=False)
 
 
-MARKER = ".tf_rethink_export"   # in every directory this module writes: what it may replace
-
-
-def check_replaceable(path: str) -> None:
-  """An export may replace only an earlier export (a directory holding `MARKER`); anything else
-  at `path` (a user's file or directory) is refused in one line, never deleted or moved."""
-  if os.path.lexists(path) and not (os.path.isdir(path) and
-                                    os.path.isfile(os.path.join(path, MARKER))):
-    raise UsageError(f"refusing to export to {path}: it exists and is not a tf_rethink export "
-                     "(no " + MARKER + " in it); move it away or pass another path")
-
-
-def is_export(path: str) -> bool:
-  """Whether `path` is a finished export of this module."""
-  return os.path.isfile(os.path.join(path, MARKER))
-
-
 def _save_verified(model, path, sample, save, reloaded_outputs, atol) -> dict:
   """save(tmp); every array of reloaded_outputs(tmp) must equal model(sample); then tmp -> path.
 
@@ -159,8 +143,7 @@ def _save_verified(model, path, sample, save, reloaded_outputs, atol) -> dict:
       if not np.allclose(got, expected, atol=atol, rtol=1e-4):
         raise RuntimeError(f"the reloaded SavedModel for {path} disagrees with the in-memory "
                            f"model (max abs diff {np.abs(got - expected).max():.3g})")
-    with open(os.path.join(tmp, MARKER), "w") as f:
-      f.write("written by tf_rethink.export\n")
+    mark(tmp)
     fs.replace_dir(tmp, path)
   finally:
     if os.path.lexists(tmp):

@@ -167,7 +167,7 @@ def check(config) -> None:
     raise UsageError(f"{export} is a file where the exports' directory belongs; move it away and "
                      "re-run")
   if config.export:
-    from tf_rethink.export import saved_model  # pylint: disable=import-outside-toplevel
+    from tf_rethink.export import ownership  # pylint: disable=import-outside-toplevel
     for name in ("baseline", config.regimes[-1]):
       for path in (os.path.join(export, name), os.path.join(export, "serving", name)):
-        saved_model.check_replaceable(path)
+        ownership.check_replaceable(path)

@@ -140,11 +140,11 @@ def _export(config: Config, ctx, model) -> None:
   names = ("baseline", config.regimes[-1])
   done = os.path.join(config.workdir, "export", "sizes.json")
   dirs = [os.path.join(config.workdir, "export", *sub, n) for n in names for sub in ((), ("serving",))]
-  if os.path.isfile(done) and all(export_lib.saved_model.is_export(d) for d in dirs):
+  if os.path.isfile(done) and all(export_lib.ownership.is_export(d) for d in dirs):
     print(f"exports in {os.path.join(config.workdir, 'export')} are complete; not redone")
     return
   for d in dirs:   # refuse a user's path before any model is written
-    export_lib.saved_model.check_replaceable(d)
+    export_lib.ownership.check_replaceable(d)
   sample = next(iter(ctx.test_ds))[0][:8]
   full = ctx.build_full()
   full.load_weights(ctx.baseline_weights)
