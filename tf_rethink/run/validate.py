@@ -13,6 +13,7 @@ Two layers, both raising a one-line `UsageError` that names the flag and the fix
 """
 import json
 import math
+import numbers
 import os
 
 from tf_rethink.util.errors import UsageError
@@ -47,7 +48,7 @@ def _check(condition: bool, message: str) -> None:
 def _finite(name: str, value, rule: str, ok) -> None:
   if value is None:
     return
-  _check(isinstance(value, (int, float)) and not isinstance(value, bool),
+  _check(isinstance(value, numbers.Real) and not isinstance(value, bool),
          f"--{name}={value!r} must be a number")
   _check(math.isfinite(value) and ok(value), f"--{name}={value} {rule}")
 
@@ -70,9 +71,9 @@ def check_fields(c) -> None:
                "steps_per_execution"):
     value = getattr(c, name)
     if value is not None:
-      _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+      _check(isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1,
              f"--{name}={value!r} must be a positive integer")
-  _check(isinstance(c.seed, int) and 0 <= c.seed < SEED_LIMIT,
+  _check(isinstance(c.seed, numbers.Integral) and 0 <= c.seed < SEED_LIMIT,
          f"--seed={c.seed!r} must be an integer in [0, {SEED_LIMIT})")
   _check(c.strategy in STRATEGIES, f"unknown --strategy={c.strategy!r}; choose one of: "
          f"{', '.join(STRATEGIES)}")
@@ -82,10 +83,10 @@ def check_fields(c) -> None:
   for name, value in dict(c.method_options).items():
     if isinstance(value, float) or name in OPTION_RULES:
       rule, tail = OPTION_RULES.get(name, (lambda v: math.isfinite(v), "must be finite"))
-      _check(value is None or (isinstance(value, (int, float)) and rule(value)),
+      _check(value is None or (isinstance(value, numbers.Real) and rule(value)),
              f"--{name}={value} {tail}")
     if name in _COUNT_OPTIONS:
-      _check(isinstance(value, int) and value >= 1, f"--{name}={value} must be a positive integer")
+      _check(isinstance(value, numbers.Integral) and value >= 1, f"--{name}={value} must be a positive integer")
 
 
 def check_method_model(method: str, model: str) -> None:
