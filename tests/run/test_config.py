@@ -11,7 +11,10 @@ from tf_rethink.util.errors import UsageError
     ({"epochs": 0}, "--epochs=0 must be a positive integer"),
     ({"batch_size": -3}, "--batch_size=-3"),
     ({"regime": "sideways"}, "choose one of: baseline, finetune, scratch_e, scratch_b, all"),
-    ({"lr": 0.0}, "--lr=0.0 must be positive"),
+    ({"lr": 0.0}, "--lr=0.0 must be a finite number > 0"),
+    ({"lr": float("inf")}, "--lr=inf must be a finite number > 0"),
+    ({"momentum": -5.0}, "--momentum=-5.0 must be in [0, 1)"),
+    ({"workdir": ""}, "--workdir is empty"),
     ({"scratch_b_cap": 0.5}, "must be >= 1"),
     ({"augment": "autoaugment"}, "--augment='autoaugment'; choose one of: paper, randaugment"),
 ])
@@ -41,3 +44,8 @@ def test_protocol_defaults_follow_the_dataset():
   small = Config()
   assert (small.width_multiplier, small.epochs, small.finetune_epochs) == (0.25, 6, None)
   assert Config(dataset="cifar10", epochs=3, width_multiplier=0.5).epochs == 3
+
+
+def test_workdir_tilde_is_expanded():
+  import os
+  assert Config(workdir="~/x").workdir == os.path.join(os.path.expanduser("~"), "x")

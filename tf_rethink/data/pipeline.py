@@ -1,4 +1,6 @@
 """Batched, normalized tf.data pipelines with the paper's augmentation, reproducible from a seed."""
+import functools
+import zlib
 from typing import Optional
 
 import tensorflow as tf
@@ -134,12 +136,55 @@ def from_arrays(images, labels, name: str, *, batch_size: int, seed: int, train:
   _check_batch_size(batch_size)
   if len(images) != len(labels):
     raise errors.UsageError(f"{len(images)} images but {len(labels)} labels")
+  images, labels = tf.convert_to_tensor(images), tf.convert_to_tensor(labels)
   ds = tf.data.Dataset.from_tensor_slices((images, labels))
   options = _options()
   options.experimental_optimization.apply_default_optimizations = False
-  return _batched(ds, info, batch_size=batch_size, seed=seed, train=train, encoded=False,
-                  options=options, n=len(labels), repeat=repeat, drop_remainder=drop_remainder,
-                  augment=augment)
+  out = _batched(ds, info, batch_size=batch_size, seed=seed, train=train, encoded=False,
+                 options=options, n=int(labels.shape[0]), repeat=repeat,
+                 drop_remainder=drop_remainder, augment=augment)
+  if train and not repeat:   # the trainer's resumable, epoch-keyed form (`for_epochs`)
+    out.for_epochs = functools.partial(_epochs_from_arrays, images, labels, info,
+                                       batch_size=batch_size, seed=seed, options=options,
+                                       drop_remainder=drop_remainder, augment=augment)
+    n = int(labels.shape[0])
+    out.steps_per_epoch = n // batch_size if drop_remainder else -(-n // batch_size)
+  return out
+
+
+def epoch_seed(seed: int, stream: str, epoch) -> tf.Tensor:
+  """The seed [2] of one epoch of one run: a function of (seed, stream, epoch) only, never of how
+  often a dataset was iterated before (`stream`: the run's name, e.g. "baseline")."""
+  key = zlib.crc32(stream.encode("utf-8")) & 0x7FFFFFFF
+  return tf.random.experimental.stateless_fold_in(
+      tf.constant([int(seed), key], tf.int64), tf.cast(epoch, tf.int64))
+
+
+def _epochs_from_arrays(images, labels, info, first_epoch: int, num_epochs: int, stream: str, *,
+                        batch_size, seed, options, drop_remainder, augment) -> tf.data.Dataset:
+  """Epochs first_epoch .. first_epoch + num_epochs - 1 of the training pipeline of `from_arrays`,
+  back to back (fit with steps_per_epoch): epoch e's order is a stateless permutation of
+  `epoch_seed(seed, stream, e)` and batch b's augmentation seed is that seed folded with b, so a
+  run resumed at epoch k sees exactly the batches an uninterrupted run sees from epoch k on.
+  The crop, flip and recipe are the same functions as `pipeline`'s."""
+  recipe = recipes.get(augment)
+  fn = _preprocess_fn(info, True, False, recipe)
+  n = int(labels.shape[0])
+
+  def one_epoch(e):
+    s = epoch_seed(seed, stream, e)
+    order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=s)
+    batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size,
+                                                              drop_remainder=drop_remainder)
+    batch_seeds = tf.data.Dataset.range(tf.int64.max).map(
+        lambda b: tf.random.experimental.stateless_fold_in(
+            tf.random.experimental.stateless_fold_in(s, 1), b))
+    return tf.data.Dataset.zip((batches, batch_seeds)).map(
+        lambda idx, bs: fn(tf.gather(images, idx), tf.gather(labels, idx), bs),
+        num_parallel_calls=AUTOTUNE, deterministic=True)
+
+  ds = tf.data.Dataset.range(first_epoch, first_epoch + num_epochs).flat_map(one_epoch)
+  return ds.prefetch(AUTOTUNE).with_options(options)
 
 
 def _batched(ds, info, *, batch_size, seed, train, encoded, options, n, repeat=False,

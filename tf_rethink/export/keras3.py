@@ -54,6 +54,8 @@ def export_serving(model, path: str, sample, atol: float = 1e-4) -> dict:
     raise UsageError(f"a serving SavedModel needs the TensorFlow backend of Keras 3 (this process "
                      f"runs {keras.backend.backend()!r}); save a .keras file instead, or set "
                      "KERAS_BACKEND=tensorflow")
+  from tf_rethink.export import ownership  # pylint: disable=import-outside-toplevel
+  ownership.check_replaceable(path)
   folded = fold_batchnorm(model)
   tmp = f"{path}.partial-{os.getpid()}"
   shutil.rmtree(tmp, ignore_errors=True)
@@ -66,5 +68,6 @@ def export_serving(model, path: str, sample, atol: float = 1e-4) -> dict:
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+  ownership.mark(tmp)
   fs.replace_dir(tmp, path)
   return {"path": path, "bytes": fs.dir_size(path)}

@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 
+from tf_rethink.export.ownership import MARKER, check_replaceable, is_export, mark  # noqa: F401
 from tf_rethink.util import fs
 from tf_rethink.util.errors import UsageError
 
@@ -128,19 +129,25 @@ def _SAVE_OPTIONS():  # pylint: disable=invalid-name
 
 
 def _save_verified(model, path, sample, save, reloaded_outputs, atol) -> dict:
-  """save(tmp); every array of reloaded_outputs(tmp) must equal model(sample); then tmp -> path."""
-  tmp = path + ".partial"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  save(tmp)
-  expected = model(sample, training=False)
-  expected = (expected[0] if isinstance(expected, (list, tuple)) else expected).numpy()
-  for got in reloaded_outputs(tmp):
-    if not np.allclose(got, expected, atol=atol, rtol=1e-4):
+  """save(tmp); every array of reloaded_outputs(tmp) must equal model(sample); then tmp -> path.
+
+  tmp is a fresh hidden directory beside `path` (`fs.partial_dir`), removed on any failure;
+  `path` itself is replaced only when it is an earlier export (`check_replaceable`)."""
+  check_replaceable(path)
+  tmp = fs.partial_dir(path)
+  try:
+    save(tmp)
+    expected = model(sample, training=False)
+    expected = (expected[0] if isinstance(expected, (list, tuple)) else expected).numpy()
+    for got in reloaded_outputs(tmp):
+      if not np.allclose(got, expected, atol=atol, rtol=1e-4):
+        raise RuntimeError(f"the reloaded SavedModel for {path} disagrees with the in-memory "
+                           f"model (max abs diff {np.abs(got - expected).max():.3g})")
+    mark(tmp)
+    fs.replace_dir(tmp, path)
+  finally:
+    if os.path.lexists(tmp):
       shutil.rmtree(tmp, ignore_errors=True)
-      raise RuntimeError(f"the reloaded SavedModel at {tmp} disagrees with the in-memory model "
-                         f"(max abs diff {np.abs(got - expected).max():.3g})")
-  fs.replace_dir(tmp, path)
   return {"path": path, "bytes": fs.dir_size(path)}
 
 

@@ -1,5 +1,6 @@
 """The model registry: `ModelSpec` (a registered architecture) and `MODELS` (`--model` values)."""
 import dataclasses
+import math
 from typing import Callable
 
 import tf_rethink  # noqa: F401
@@ -27,7 +28,7 @@ class ModelSpec:
 
   def build(self, widths=None, *, input_shape, num_classes, width_multiplier=1.0, **kwargs):
     """Builds the functional model; widths=None means the default cfg scaled by the multiplier."""
-    if width_multiplier <= 0:
+    if not (math.isfinite(width_multiplier) and width_multiplier > 0):
       raise UsageError(f"width_multiplier must be > 0, got {width_multiplier}")
     if widths is None:
       widths = scale_widths(self.default_widths(), width_multiplier)

@@ -5,8 +5,10 @@ plan are, so a workdir written with different values is refused instead of silen
 """
 import dataclasses
 import json
+import os
 from typing import Mapping, Optional, Tuple
 
+from tf_rethink.run import validate
 from tf_rethink.util import progress
 from tf_rethink.util.errors import UsageError
 
@@ -83,29 +85,12 @@ class Config:
            f"unknown --augment={self.augment!r}; choose one of: {', '.join(AUGMENTATIONS)}")
     _check(self.lr_schedule in LR_SCHEDULES,
            f"unknown --lr_schedule={self.lr_schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
-    _check(self.prune_ratio is None or 0.0 < self.prune_ratio < 1.0,
-           f"--prune_ratio={self.prune_ratio} is outside (0, 1); pass the fraction of channels "
-           "to remove, e.g. --prune_ratio=0.3")
-    _check(isinstance(self.round_to, int) and self.round_to >= 1,
-           f"--round_to={self.round_to} must be a positive integer (1: no rounding; e.g. 16, the "
-           "float32 vector width of AVX-512)")
-    for name in ("epochs", "batch_size"):
-      value = getattr(self, name)
-      _check(value > 0, f"--{name}={value} must be a positive integer")
-    _check(self.finetune_epochs is None or self.finetune_epochs > 0,
-           f"--finetune_epochs={self.finetune_epochs} must be a positive integer")
-    for name in ("lr", "finetune_lr", "width_multiplier"):
-      value = getattr(self, name)
-      _check(value is None or value > 0, f"--{name}={value} must be positive")
-    _check(self.weight_decay >= 0, f"--weight_decay={self.weight_decay} must be >= 0")
+    if isinstance(self.workdir, str):
+      object.__setattr__(self, "workdir", os.path.expanduser(self.workdir))
+    validate.check_fields(self)   # numbers finite and in range, workdir, method options
     progress.check_verbose(self.verbose)
     check_speed_settings(self)
-    _check(self.scratch_b_cap is None or self.scratch_b_cap == 0 or self.scratch_b_cap >= 1,
-           f"--scratch_b_cap={self.scratch_b_cap} must be >= 1 (or 0 for no cap)")
     self.seed_list  # pylint: disable=pointless-statement  (validates --seeds)
-    for name in ("limit_train", "limit_test"):
-      value = getattr(self, name)
-      _check(value is None or value > 0, f"--{name}={value} must be a positive integer")
 
   @property
   def seed_list(self) -> Tuple[int, ...]:

@@ -17,7 +17,10 @@ from tf_rethink import data as data_lib
 from tf_rethink import export as export_lib
 from tf_rethink import flops as flops_lib
 from tf_rethink.run import hparams as hparams_lib
+from tf_rethink.run import artifacts
+from tf_rethink.run import lock
 from tf_rethink.run import repeats
+from tf_rethink.run import validate
 from tf_rethink.util import fs
 from tf_rethink.util import progress
 from tf_rethink.run import results as results_lib
@@ -87,34 +90,61 @@ def run(config: Config, flags_text: str = "") -> dict:
   import tf_keras as keras
   regimes = [_lookup(regimes_lib.REGIMES.get, name) for name in config.regimes]
   pruner = make_pruner(config)
+  if not config.dry_run:
+    artifacts.check(config)            # every file a re-run would reuse, by its schema (cheap)
+  full, plan = preflight(config, pruner)
   if config.dry_run:
-    return _dry_run(config, pruner, build_full_fn(config), scratch_b_cap(config))
-  _claim_workdir(config, flags_text)
-
+    return _dry_run(config, full, plan, scratch_b_cap(config))
   keras.utils.set_random_seed(config.seed)
-  ctx = make_context(config, pruner)
-  records = _load_records(config.workdir)
-  final_model = None
-  for name, regime in zip(config.regimes, regimes):
-    if name != "baseline" and ctx.plan is None:
-      _prune(ctx, config, records["baseline"])
-    keras.utils.set_random_seed(config.seed)
-    result = regime(ctx)
-    if name == "baseline":
-      ctx.baseline_weights = os.path.join(ctx.run_dir("baseline"), "final.weights.h5")
-    records[name] = record_regime(ctx, name, result, ctx.sparse and name != "baseline")
-    fs.write_json(os.path.join(config.workdir, "results.json"), records)
-    final_model = result.model
-  print(results_lib.table(records))
-  if config.export and final_model is not None:
-    _export(config, ctx, final_model)
+  ctx = make_context(config, pruner)   # data files and strategy: checked before the claim
+  with lock.hold(config.workdir):      # one writer per workdir
+    _claim_workdir(config, flags_text)
+    records = artifacts.load_records(config.workdir)
+    final_model = None
+    for name, regime in zip(config.regimes, regimes):
+      if name != "baseline" and ctx.plan is None:
+        _prune(ctx, config, records["baseline"])
+      keras.utils.set_random_seed(config.seed)
+      result = regime(ctx)
+      if name == "baseline":
+        ctx.baseline_weights = os.path.join(ctx.run_dir("baseline"), "final.weights.h5")
+      records[name] = record_regime(ctx, name, result, ctx.sparse and name != "baseline")
+      fs.write_json(os.path.join(config.workdir, "results.json"), records)
+      final_model = result.model
+    print(results_lib.table(records))
+    if config.export and final_model is not None:
+      _export(config, ctx, final_model)
   return records
+
+
+def preflight(config: Config, pruner):
+  """Everything checkable without data or training (`validate`): the method vs the model, the
+  model vs the input size, TF_CONFIG, and the --dry_run path (both architectures built, the plan
+  selected on the untrained model: an unknown variant fails here). Returns (full model, plan)."""
+  info = _lookup(data_lib.info, config.dataset)
+  spec = _lookup(MODELS.get, config.model)
+  validate.check_method_model(config.method, config.model)
+  validate.check_model_input(spec.family, config.model, info)
+  validate.check_tf_config(config.strategy)
+  full = validate.build_checked(build_full_fn(config))
+  plan = pruner.select(full, None, model_name=config.model)
+  validate.build_checked(lambda: plan.build_fresh(build_full_fn(config)))
+  return full, plan
 
 
 def _export(config: Config, ctx, model) -> None:
   """Exports the large and the final pruned model, each as a verified trainable Keras SavedModel
   (`export/<name>`) and as a verified inference SavedModel (`export/serving/<name>`: BN folded,
-  frozen; `export.export_serving`); prints the sizes."""
+  frozen; `export.export_serving`); prints the sizes. A finished export (export/sizes.json
+  written last, every export directory ours) is not redone."""
+  names = ("baseline", config.regimes[-1])
+  done = os.path.join(config.workdir, "export", "sizes.json")
+  dirs = [os.path.join(config.workdir, "export", *sub, n) for n in names for sub in ((), ("serving",))]
+  if os.path.isfile(done) and all(export_lib.ownership.is_export(d) for d in dirs):
+    print(f"exports in {os.path.join(config.workdir, 'export')} are complete; not redone")
+    return
+  for d in dirs:   # refuse a user's path before any model is written
+    export_lib.ownership.check_replaceable(d)
   sample = next(iter(ctx.test_ds))[0][:8]
   full = ctx.build_full()
   full.load_weights(ctx.baseline_weights)
@@ -157,11 +187,9 @@ def _prune(ctx, config: Config, baseline_record: dict) -> None:
   ctx.flops_pruned = _counts(ctx.plan.build_fresh(ctx.build_full), ctx.plan.sparse).flops
 
 
-def _dry_run(config: Config, pruner, build_full, cap) -> dict:
-  """Builds both architectures (random weights: the plan is a shape preview only, not saved)."""
-  full = build_full()
-  plan = pruner.select(full, None, model_name=config.model)
-  pruned = plan.build_fresh(build_full)
+def _dry_run(config: Config, full, plan, cap) -> dict:
+  """Both architectures (random weights: the plan is a shape preview only, not saved)."""
+  pruned = plan.build_fresh(build_full_fn(config))
   full_counts, pruned_counts = _counts(full), _counts(pruned, plan.sparse)
   summary = {
       "full": _counts_dict(full_counts),
@@ -198,30 +226,8 @@ def _pipeline(config: Config, split: str, augment: Optional[str] = None):
 
 
 def _claim_workdir(config: Config, flags_text: str) -> None:
-  """Refuses a workdir that holds a different experiment; records this one's settings."""
-  path = os.path.join(config.workdir, "config.json")
-  if os.path.exists(path):
-    try:
-      previous = fs.read_json(path)
-    except ValueError:
-      raise UsageError(f"{path} is corrupt; delete {config.workdir} to start this experiment "
-                       "afresh") from None
-    mine = config.identity()
-    differing = sorted(k for k in mine if previous.get(k, mine[k]) != mine[k])
-    if differing:
-      diff = ", ".join(f"{k}={previous.get(k)!r} (now {mine[k]!r})" for k in differing)
-      raise UsageError(f"--workdir={config.workdir} holds a different experiment ({diff}); "
-                       "pass a new --workdir or delete that one")
-  fs.write_text(path, config.to_json() + "\n")
+  """Records this experiment's settings (after `artifacts.check` refused a different one)."""
+  artifacts.check(config)   # again, now under the lock
+  fs.write_text(os.path.join(config.workdir, "config.json"), config.to_json() + "\n")
   if flags_text:
     fs.write_text(os.path.join(config.workdir, "flags.cfg"), flags_text)
-
-
-def _load_records(workdir: str) -> dict:
-  path = os.path.join(workdir, "results.json")
-  if not os.path.exists(path):
-    return {}
-  try:
-    return fs.read_json(path)
-  except ValueError:
-    raise UsageError(f"{path} is corrupt; delete it and re-run (finished runs are reused)") from None

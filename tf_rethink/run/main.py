@@ -22,6 +22,7 @@ from absl import logging  # noqa: E402
 from tf_rethink.util import quiet
 from tf_rethink.run.config import (AUGMENTATIONS, Config, JIT_CHOICES, LR_SCHEDULES, PRECISIONS,
                                    REGIME_CHOICES)
+from tf_rethink.util import errors
 from tf_rethink.util.errors import UsageError, fail, parse_flags
 
 _D = Config()
@@ -107,6 +108,10 @@ def config_from_flags() -> Config:
             if name != "method_options"}
   options = {name: FLAGS[name].value for name, owners in _METHOD_FLAGS.items()
              if FLAGS.method in owners}
+  for name, owners in _METHOD_FLAGS.items():
+    if FLAGS[name].present and FLAGS.method not in owners:
+      raise UsageError(f"--{name} is an option of {', '.join(owners)}, not of "
+                       f"--method={FLAGS.method}; drop it or pass --method={owners[0]}")
   return Config(method_options=options, **fields)
 
 
@@ -127,6 +132,13 @@ def entry(body: Callable[[Config], object]) -> Callable[[list], None]:
       body(config)
     except UsageError as e:
       fail(str(e))
+    except OSError as e:  # a user path that cannot be read or written (ENOSPC, EROFS, ENOTDIR)
+      fail(errors.describe_os_error(e))
+    except Exception as e:  # TensorFlow's file errors (checkpoints, SavedModels) are OpErrors
+      message = errors.describe_file_op_error(e)
+      if message is None:
+        raise
+      fail(message)
   return main
 
 

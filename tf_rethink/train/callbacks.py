@@ -1,5 +1,6 @@
 """Training callbacks: resumable per-epoch backup, persistent history, one-off scalars."""
 import json
+import math
 import os
 import time
 from typing import Dict, List, Mapping
@@ -9,7 +10,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_rethink.util import fs
-from tf_rethink.util.errors import UsageError
+from tf_rethink.util.errors import DivergedError, UsageError
 
 
 class Backup(keras.callbacks.BackupAndRestore):
@@ -28,23 +29,55 @@ class Backup(keras.callbacks.BackupAndRestore):
     self._supported_strategies += (tf.distribute.OneDeviceStrategy,)
 
   def on_train_begin(self, logs=None):
+    check_checkpoint(self.backup_dir)
     hint = f"checkpoint in {self.backup_dir} is corrupt or from another model; " \
            f"delete {self.backup_dir} to restart this run"
-    chief = os.path.join(self.backup_dir, "chief")
-    latest = tf.train.latest_checkpoint(chief) if tf.io.gfile.exists(chief) else None
-    if tf.io.gfile.exists(os.path.join(chief, "checkpoint")) and latest is None:
-      raise UsageError(hint)
-    if latest is not None:
-      try:
-        reader = tf.train.load_checkpoint(latest)
-        for name in reader.get_variable_to_shape_map():
-          reader.get_tensor(name)
-      except Exception as e:  # noqa: BLE001  (any read failure: DataLoss, IndexError, ...)
-        raise UsageError(f"{hint} ({type(e).__name__})") from None
     try:
       super().on_train_begin(logs)
     except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
       raise UsageError(f"{hint} ({type(e).__name__})") from None
+
+
+def check_checkpoint(backup_dir: str) -> None:
+  """UsageError unless the latest checkpoint in `backup_dir` (if any) reads, every tensor."""
+  hint = (f"checkpoint in {backup_dir} is corrupt or from another model; delete {backup_dir} to "
+          "restart this run")
+  chief = os.path.join(backup_dir, "chief")
+  if not tf.io.gfile.exists(chief):
+    return
+  latest = tf.train.latest_checkpoint(chief)
+  if tf.io.gfile.exists(os.path.join(chief, "checkpoint")) and latest is None:
+    raise UsageError(hint)
+  if latest is None:
+    return
+  try:
+    reader = tf.train.load_checkpoint(latest)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except Exception as e:  # noqa: BLE001  (any read failure: DataLoss, IndexError, ...)
+    raise UsageError(f"{hint} ({type(e).__name__})") from None
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+  """Stops training at the first step whose loss is NaN or infinite, with one line (`DivergedError`:
+  the run, epoch, step and lr). Raised inside the epoch, so that epoch's checkpoint is never
+  written: the backup keeps the last good epoch, and no final weights, result, record or export
+  of the diverged run exist."""
+
+  def __init__(self, name: str):
+    super().__init__()
+    self.name, self._epoch = name, 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = (logs or {}).get("loss")
+    if loss is not None and not math.isfinite(float(loss)):
+      lr = float(keras.backend.get_value(self.model.optimizer.learning_rate))
+      raise DivergedError(f"training of {self.name} diverged: loss {float(loss)} at epoch "
+                          f"{self._epoch + 1}, step {batch + 1}, lr {lr:g}; lower --lr (the last "
+                          "good epoch's checkpoint is kept; nothing was recorded or exported)")
 
 
 class HistoryRecorder(keras.callbacks.Callback):

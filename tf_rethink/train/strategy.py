@@ -66,4 +66,6 @@ def _make(name, devices):
   if not os.environ.get("TF_CONFIG"):
     raise UsageError("strategy 'multi_worker' needs the TF_CONFIG environment variable (cluster "
                      "and task of this worker); set it on every worker or use --strategy=mirrored")
+  from tf_rethink.run import validate  # pylint: disable=import-outside-toplevel
+  validate.check_tf_config(name)   # JSON with cluster and task, else one line
   return tf.distribute.MultiWorkerMirroredStrategy()

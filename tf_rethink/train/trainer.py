@@ -125,6 +125,17 @@ def _load_finished(model: keras.Model, run_dir: str) -> Optional[TrainResult]:
                      wall_time=r["wall_time"], epochs=r["epochs"])
 
 
+def _resume_epoch(backup_dir: str) -> int:
+  """The epoch `callbacks.Backup` resumes at: the checkpoint's saved epoch + 1 (0 without one)."""
+  chief = os.path.join(backup_dir, "chief")
+  latest = tf.train.latest_checkpoint(chief) if tf.io.gfile.exists(chief) else None
+  if latest is None:
+    return 0
+  saved = int(tf.train.load_checkpoint(latest).get_tensor(
+      "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+  return saved + 1 if saved >= 0 else 0
+
+
 def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: TrainSpec, *,
           strategy: tf.distribute.Strategy, run_dir: str,
           extra_callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -173,14 +184,22 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
   if scalars and chief and not recorder.epochs:
     cb.write_scalars(os.path.join(tb_dir, "train"), scalars(model) if callable(scalars) else
                      scalars)
-  callbacks = [StepLR(spec.lr, spec.milestones, spec.gamma), recorder, *extra_callbacks,
+  callbacks = [StepLR(spec.lr, spec.milestones, spec.gamma),
+               cb.StopOnDivergence(os.path.basename(os.path.normpath(run_dir))), recorder,
+               *extra_callbacks,
                keras.callbacks.TensorBoard(tb_dir, histogram_freq=0, write_graph=False,
                                            profile_batch=0, update_freq="epoch"),
                cb.Backup(os.path.join(run_dir, "backup"))]
   if verbose == progress.LINES:
     callbacks.append(cb.EpochLine(os.path.basename(os.path.normpath(run_dir)), spec.epochs))
+  fit_kwargs = {}
+  if hasattr(train_ds, "for_epochs"):  # every random stream keyed by (seed, run, epoch)
+    first = _resume_epoch(os.path.join(run_dir, "backup"))
+    fit_kwargs["steps_per_epoch"] = train_ds.steps_per_epoch
+    train_ds = train_ds.for_epochs(first, max(spec.epochs - first, 1),
+                                   os.path.basename(os.path.normpath(run_dir)))
   model.fit(train_ds, epochs=spec.epochs, validation_data=test_ds, callbacks=callbacks,
-            verbose=progress.BAR if verbose == progress.BAR else 0)
+            verbose=progress.BAR if verbose == progress.BAR else 0, **fit_kwargs)
 
   epochs = recorder.epochs
   if len(epochs) != spec.epochs:

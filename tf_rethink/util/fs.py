@@ -59,15 +59,31 @@ def read_json(path: str):
 
 
 def replace_dir(tmp_dir: str, final_dir: str) -> None:
-  """Moves a fully written `tmp_dir` to `final_dir`, replacing an older copy only at the end."""
+  """Moves a fully written `tmp_dir` to `final_dir`, replacing an older copy only at the end.
+
+  The older copy is first renamed to a fresh hidden name of our own (never `<final>.old`, which
+  may be someone's), then deleted; callers decide whether `final_dir` may be replaced at all."""
   old = None
-  if os.path.exists(final_dir):
-    old = final_dir + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(final_dir, old)
+  if os.path.lexists(final_dir):
+    old = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(final_dir)),
+                           prefix=f".{os.path.basename(final_dir)}.old-")
+    os.replace(final_dir, old)   # a directory replaces the empty one just made
   os.replace(tmp_dir, final_dir)
   if old:
     shutil.rmtree(old, ignore_errors=True)
+
+
+def partial_dir(final_dir: str) -> str:
+  """A fresh, empty hidden directory beside `final_dir` to write its new version into
+  (`.<name>.partial-XXXX`); leftovers of an interrupted writer are removed first (they are ours
+  by name, and one writer per workdir holds the lock)."""
+  parent = os.path.dirname(os.path.abspath(final_dir))
+  os.makedirs(parent, exist_ok=True)
+  prefix = f".{os.path.basename(final_dir)}.partial-"
+  for name in os.listdir(parent):
+    if name.startswith(prefix) or name.startswith(f".{os.path.basename(final_dir)}.old-"):
+      shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+  return tempfile.mkdtemp(dir=parent, prefix=prefix)
 
 
 def dir_size(path: str) -> int:

@@ -28,6 +28,7 @@ channels zeroed, `apply_bn_masks`) computes exactly what the pruned model comput
 Scratch-E/B build from the saved plan (the selections keep their kept indices, as `main_E.py`
 copies the `channel_selection` vectors); Scratch-B's epochs follow the plan's FLOPs per run.
 """
+import math
 import logging
 from typing import Dict, Optional
 
@@ -205,24 +206,28 @@ class NetworkSlimmingPruner(Pruner):
 
   Args:
     ratio: fraction of all BN channels to prune (default: 0.7 for VGG, 0.4 otherwise).
-    sparsity: lambda of the L1 penalty (negative: 1e-4 for VGG, 1e-5 otherwise; 0: off).
+    sparsity: lambda of the L1 penalty (None: 1e-4 for VGG, 1e-5 otherwise; 0: off; negative or
+      not finite: UsageError).
   """
   name = "network_slimming"
   citation = ("Liu et al., Learning Efficient Convolutional Networks through Network Slimming, "
               "ICCV 2017 (arXiv 1708.06519)")
-  options = {"sparsity": Option(float, -1.0, "L1 strength s on every BN gamma during the large "
-                                "model's training (adds s*sign(gamma) to its gradient); negative: "
+  options = {"sparsity": Option(float, None, "L1 strength s on every BN gamma during the large "
+                                "model's training (adds s*sign(gamma) to its gradient); unset: "
                                 "the paper's value, 1e-4 for VGG, 1e-5 for PreResNet/DenseNet.")}
 
-  def __init__(self, *, variant=None, ratio=None, sparsity: float = -1.0, **kwargs):
+  def __init__(self, *, variant=None, ratio=None, sparsity: Optional[float] = None, **kwargs):
     if variant:
       raise UsageError("network_slimming has no variants; pass --prune_ratio (paper: 0.7 for "
                        "VGG-19 on CIFAR-10, 0.5 on CIFAR-100, 0.4 or 0.6 for PreResNet/DenseNet)")
     super().__init__(variant=None, ratio=ratio, **kwargs)
-    self.sparsity = float(sparsity)
+    if sparsity is not None and not (math.isfinite(float(sparsity)) and float(sparsity) >= 0):
+      raise UsageError(f"--sparsity={sparsity} must be a finite number >= 0 (0: no penalty; "
+                       "leave it unset for the paper's value)")
+    self.sparsity = None if sparsity is None else float(sparsity)
 
   def sparsity_for(self, model) -> float:
-    return self.sparsity if self.sparsity >= 0 else _by_prefix(DEFAULT_SPARSITY, model.name)
+    return self.sparsity if self.sparsity is not None else _by_prefix(DEFAULT_SPARSITY, model.name)
 
   def ratio_for(self, name: str) -> float:
     return self.ratio if self.ratio is not None else _by_prefix(DEFAULT_RATIO, name)
