@@ -26,6 +26,8 @@ flags.DEFINE_integer("epochs", None, "Override the suite's epochs E.")
 flags.DEFINE_integer("limit_train", None, "Override the suite's number of training images.")
 flags.DEFINE_integer("limit_test", None, "Override the suite's number of test images.")
 flags.DEFINE_float("width_multiplier", None, "Override the suite's width multiplier.")
+flags.DEFINE_string("notes", None, "A markdown file appended to the report as its interpretation "
+                    "section (written by a person from the numbers; labelled as such).")
 flags.DEFINE_integer("verbose", 2, "Training output per epoch: 0 silent, 2 one line per epoch.")
 FLAGS = flags.FLAGS
 
@@ -63,6 +65,8 @@ def main(argv):
     s = reproduce.suite(FLAGS.suite)
     root = FLAGS.root or os.path.join("runs", f"reproduce_{s.name}")
     seeds = _seeds(FLAGS.seeds, s.seeds)
+    if FLAGS.notes and not os.path.exists(FLAGS.notes):
+      raise UsageError(f"--notes={FLAGS.notes} does not exist")
     overrides = _overrides()
     for k in FLAGS.only:
       if k not in s.experiments:
@@ -79,7 +83,7 @@ def main(argv):
         s, root, overrides, seeds, FLAGS.out,
         command="python tools/reproduce.py " + " ".join(a for a in (argv_text()) if a),
         machine=f"{MACHINE}; {platform.platform()}",
-        wall_time_s=None if FLAGS.report_only else wall)
+        wall_time_s=None if FLAGS.report_only else wall, notes_path=FLAGS.notes)
     print(f"wrote {path}")
   except UsageError as e:
     fail(str(e))
