@@ -64,3 +64,35 @@ def test_lottery_random_draws_theta0s_distribution_scratch_e_rescales(tmp_path, 
   # Scratch-E: N(0, 2/n), n = nnz / C_in = density * fan_out: std 1/sqrt(density) times theta_0's.
   density = mask.mean()
   assert abs(scratch[mask].std() / (he / np.sqrt(density)) - 1) < 0.1
+
+
+def test_batchnorm_makes_a_larger_init_a_smaller_effective_lr():
+  """Why the re-scaled Scratch-E init trains slower on a short schedule: with BN after the conv,
+  scaling the kernel by c leaves the output unchanged and scales its gradient by 1/c, so one SGD
+  step changes the kernel's direction c^2 times less (the 80% re-scale has c^2 = 1/0.2 = 5)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  keras.utils.set_random_seed(11)
+  x = tf.random.stateless_normal((16, 6, 6, 4), seed=(1, 2))
+  y = tf.one_hot(tf.range(16) % 3, 3)
+  conv = keras.layers.Conv2D(8, 3, use_bias=False)
+  bn = keras.layers.BatchNormalization()
+  head = keras.layers.Dense(3)
+  conv.build(x.shape)
+  w = conv.kernel.numpy()
+
+  def loss_and_grad(scale):
+    conv.kernel.assign(w * scale)
+    with tf.GradientTape() as tape:
+      h = tf.reduce_mean(bn(conv(x), training=True), axis=(1, 2))
+      loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, head(h), from_logits=True))
+    return float(loss), tape.gradient(loss, conv.kernel).numpy()
+  c = np.sqrt(5.0)
+  l1, g1 = loss_and_grad(1.0)
+  lc, gc = loss_and_grad(c)
+  assert abs(l1 - lc) < 1e-3                                    # same function
+  # gradient / c (up to BN's epsilon)
+  assert np.linalg.norm(gc * c - g1) / np.linalg.norm(g1) < 0.02
+  # relative step |lr g| / |w| is c^2 smaller for the scaled kernel
+  rel1 = np.linalg.norm(g1) / np.linalg.norm(w)
+  relc = np.linalg.norm(gc) / np.linalg.norm(w * c)
+  assert abs(rel1 / relc / c ** 2 - 1) < 0.05

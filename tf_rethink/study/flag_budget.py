@@ -82,6 +82,8 @@ def header_line(summary: Dict) -> str:
   epochs = ", ".join(f"{r} {e}" for r, e in summary["regime_epochs"].items())
   bound = (" at most (pruned regimes counted at the large model's cost, Scratch-B at its budget)"
            if summary.get("bound") else "")
+  if summary.get("untrained_mask"):
+    bound += " (Scratch-B epochs from a global mask of untrained weights: approximate)"
   return (f"{HEADER} ~{summary['gpu_hours']:.1f} GPU-hours{bound} for {epochs} epochs "
           f"({summary['training_flops']['total']:.2e} training FLOPs at an assumed sustained "
           f"{budget.GPU_TFLOPS:g} TFLOP/s, one V100-class GPU; data loading not counted; "
@@ -107,6 +109,8 @@ def update(flags_dir: str, workdir: str, log=print) -> List[Tuple[str, str]]:
       summary = experiment.run(config)
       if config.method in TRAINED_PLAN_METHODS and "gpu_hours" in summary:
         summary = upper_bound(summary, config)
+      if config.method == "magnitude":
+        summary = dict(summary, untrained_mask=True)
     except Exception as err:  # pylint: disable=broad-except
       log(f"{path}: skipped ({type(err).__name__}: {err})")
       done.append((path, f"error: {err}"))

@@ -130,7 +130,7 @@ SUITES: Dict[str, Suite] = {s.name: s for s in (
     Suite("full", {"dataset": "fashion_mnist", "width_multiplier": 0.5, "epochs": 40,
                    "batch_size": 64}, (1, 2, 3, 4, 5), _PRIORITY,
           "all 60,000 Fashion-MNIST training and 10,000 test images, VGG-16 x0.5, 40 epochs, "
-          "5 seeds (about a GPU-day; not run here)"),
+          "5 seeds (not run here: GPU-sized)"),
 )}
 
 
