@@ -37,3 +37,15 @@ def test_header_replaced_not_duplicated():
   twice = flag_budget.with_header(once, f"{flag_budget.HEADER} ~2.0 GPU-hours")
   assert twice.count(flag_budget.HEADER) == 1 and "~2.0" in twice
   assert twice.splitlines()[2:] == ["# Ours: not yet run", "--method=l1_norm"]
+
+
+def test_every_full_scale_flagfile_states_its_gpu_time():
+  import os  # pylint: disable=import-outside-toplevel
+  flags_dir = os.path.join(os.path.dirname(__file__), "..", "..", "flags")
+  files = flag_budget.flagfiles(flags_dir)
+  assert len(files) > 40
+  for path in files:
+    with open(path) as f:
+      lines = f.read().splitlines()
+    header = [x for x in lines if x.startswith(flag_budget.HEADER)]
+    assert len(header) == 1 and "GPU-hours" in header[0], path

@@ -10,7 +10,8 @@ Rules:
   masked regimes use the large model's MACs; channel-pruned ones the pruned model's.
 - GPU time = FLOPs / sustained throughput. The default, 4 TFLOP/s, is an assumption: about 25%
   of a V100's fp32 peak (CIFAR-sized convs at batch 64 keep a GPU far from peak); data loading,
-  checkpoints and the pruning step itself are not counted, so the real time is likely longer.
+  checkpoints and the pruning step itself are not counted. ImageNet-sized convs sustain more
+  (roughly 2x), so for ImageNet flagfiles the estimate errs long.
 """
 from typing import Dict, Mapping, Optional, Sequence
 
