@@ -223,7 +223,7 @@ def render(s, root: str, runs, seeds, *, command: str, machine: str,
     e = reproduce.EXPERIMENTS[key]
     for c in e.claims:
       v = judge_claim(c, runs[key])
-      if values(runs[key], c.a):
+      if values(runs[key], c.a) and v.d == v.d:   # skip claims with a side not run (nan)
         lines.append(f"| {key} | {c.text} | {v.verdict} (A - B = {v.d:+.2f}, s = "
                      f"{v.pooled_std:.2f}) |")
   lines.append("")
