@@ -51,6 +51,13 @@ def test_dry_run_reproduces_reference_flops(tmp_path):
   assert abs(summary["pruned"]["macs"] - 2.06e8) / 2.06e8 < 0.01
   assert "413,364,234" in proc.stdout
   assert not (tmp_path / "plan.json").exists()
+  # Every regime's epochs and the training FLOPs (study/budget.py): default regime scratch_b.
+  assert summary["regime_epochs"] == {"baseline": 160, "scratch_b": 243}
+  macs_f, macs_p = summary["full"]["macs"], summary["pruned"]["macs"]
+  assert summary["training_flops"]["total"] == pytest.approx(
+      (160 * macs_f + 243 * macs_p) * (6 * 50000 + 2 * 10000))
+  assert "epochs per regime: baseline 160, scratch_b 243" in proc.stdout
+  assert "GPU-hours" in proc.stdout
 
 
 def test_experiment_end_to_end_then_reused(tmp_path):

@@ -28,7 +28,8 @@ PROTOCOL_DEFAULTS = {
     "imagenet2012": {"width_multiplier": 1.0, "epochs": 90, "batch_size": 256,
                      "finetune_epochs": 20},
 }
-REGIME_CHOICES = ("baseline", "finetune", "scratch_e", "scratch_b", "all", "lottery")
+REGIME_CHOICES = ("baseline", "finetune", "scratch_e", "scratch_b", "all", "lottery",
+                  "lottery_random")   # lottery_random: train/lottery.py, the ticket's control
 LR_SCHEDULES = ("auto", "cifar", "imagenet")
 PRECISIONS = ("auto", "off", "bf16", "fp16")   # --mixed_precision (train/speed.py)
 JIT_CHOICES = ("auto", "on", "off")            # --jit_compile (train/speed.py)

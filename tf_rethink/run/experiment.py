@@ -197,8 +197,22 @@ def _dry_run(config: Config, full, plan, cap) -> dict:
       "scratch_b_epochs": regimes_lib.scratch_b_epochs(
           config.epochs, full_counts.flops, pruned_counts.flops, cap),
   }
+  # Every regime's epochs and the training FLOPs they cost (study/budget.py states the rules).
+  from tf_rethink.study import budget  # pylint: disable=import-outside-toplevel
+  summary["regime_epochs"] = budget.regime_epochs(
+      config.regimes, config.epochs, summary["scratch_b_epochs"], config.finetune_epochs,
+      int(config.method_options.get("lottery_rounds", 1)))
+  sizes = budget.examples(config.dataset, config.limit_train, config.limit_test)
+  if sizes is not None:
+    summary["training_flops"] = budget.training_flops(
+        summary["regime_epochs"], full_counts.macs, pruned_counts.macs, plan.sparse, *sizes)
+    summary["gpu_hours"] = budget.gpu_hours(summary["training_flops"]["total"])
   fs.write_json(os.path.join(config.workdir, "summary.json"), summary)
   print(results_lib.summary_text(summary))
+  if sizes is not None:
+    print(budget.text(summary["regime_epochs"], summary["training_flops"]))
+  else:
+    print("epochs per regime: " + ", ".join(f"{r} {e}" for r, e in summary["regime_epochs"].items()))
   return summary
 
 

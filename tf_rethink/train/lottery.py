@@ -15,12 +15,23 @@ previous round's trained ticket (reference `cifar_prune_iterative.py`), rewinds 
 theta_0 and retrains; final sparsity 1 - (1 - p)^n. Rounds run in lottery/round<k>/ (their plans
 in lottery/round<k>/plan.json); the last round is the regime's result, and its plan is the one
 the following `scratch_e` uses.
+
+`lottery_random` (`--regime=lottery_random`, after a lottery run in the same workdir): the
+ticket's control at EQUAL distribution. A second draw theta_0' of the large model's own
+initializers (seed + RANDOM_INIT_SEED_OFFSET; saved to lottery_random/init.weights.h5) under the
+same plan, trained exactly like the ticket. It differs from the ticket only in which sample of the
+initial distribution survives, while `scratch_e` also changes the distribution: masked convs
+re-drawn N(0, 2/n), n = nnz / C_in (the reference's sparse re-scaling: at density d the variance
+is 1/d times theta_0's), structured plans a fresh pruned model with its own (smaller) fan-out.
 """
 import os
 
 from tf_rethink.pruning.plan import Plan
 from tf_rethink.train.registry import REGIMES
+from tf_rethink.util import fs
 from tf_rethink.util.errors import UsageError
+
+RANDOM_INIT_SEED_OFFSET = 7919   # lottery_random's theta_0' seed = --seed + this
 
 
 @REGIMES.register("lottery")
@@ -44,3 +55,20 @@ def lottery(ctx):
     result = ctx.fit(name, lambda: ctx.build_pruned_inherited(init), spec,
                      extra_callbacks=ctx.pruned_callbacks(name))
   return result
+
+
+@REGIMES.register("lottery_random")
+def lottery_random(ctx):
+  """A fresh theta_0' (same initializers as theta_0, another seed) under the plan, like the ticket."""
+  import tf_keras as keras  # pylint: disable=import-outside-toplevel
+  path = os.path.join(ctx.run_dir("lottery_random"), "init.weights.h5")
+  if not os.path.exists(path):
+    keras.utils.set_random_seed(ctx.config.seed + RANDOM_INIT_SEED_OFFSET)
+    model = ctx.pruner.prepare(ctx.build_full())
+    if ctx.strategy.extended.should_checkpoint:
+      with fs.atomic_path(path) as tmp:
+        model.save_weights(tmp)
+    keras.utils.set_random_seed(ctx.config.seed)
+  return ctx.fit("lottery_random", lambda: ctx.build_pruned_inherited(path),
+                 ctx.scheduled_spec(ctx.config.epochs),
+                 extra_callbacks=ctx.pruned_callbacks("lottery_random"))

@@ -1,0 +1,216 @@
+"""The reproduction suite: the claim rule on given numbers, the records and the report written
+from records on disk, the resumable runner with its progress line (a stub trains), and the tool's
+one-line errors. The end-to-end run of the tool on the embedded data is marked slow."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tf_rethink.study import claims
+from tf_rethink.study import reproduce
+from tf_rethink.study import reproduction_report as report
+from tf_rethink.util.errors import UsageError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# --- the claim rule -------------------------------------------------------------------------
+
+def test_not_worse_holds_within_one_pooled_std():
+  # means 90.0 vs 90.5, stds 0.5 and 0.5 -> d = -0.5, s = 0.5: on the boundary, holds.
+  v = claims.judge("not_worse", [89.5, 90.0, 90.5], [90.0, 90.5, 91.0])
+  assert v.d == pytest.approx(-0.5) and v.pooled_std == pytest.approx(0.5)
+  assert v.verdict == claims.HOLDS
+  v = claims.judge("not_worse", [89.0, 89.5, 90.0], [90.0, 90.5, 91.0])   # d = -1.0 < -0.5
+  assert v.verdict == claims.FAILS
+
+
+def test_better_and_no_gain_are_complements_around_plus_s():
+  ticket, random = [88.6, 88.8, 89.1], [87.0, 87.1, 87.2]    # d = +1.733, s ~ 0.187
+  assert claims.judge("better", ticket, random).verdict == claims.HOLDS
+  assert claims.judge("no_gain", ticket, random).verdict == claims.FAILS
+  close = [87.1, 87.2, 87.0]
+  assert claims.judge("better", close, random).verdict == claims.FAILS
+  assert claims.judge("no_gain", close, random).verdict == claims.HOLDS
+
+
+def test_welch_t_and_pooled_std_by_hand():
+  a, b = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0, 8.0]
+  v = claims.judge("not_worse", a, b)
+  sa2, sb2 = 1.0, 20.0 / 3.0
+  assert v.pooled_std == pytest.approx(math.sqrt((sa2 + sb2) / 2))
+  assert v.welch_t == pytest.approx((2.0 - 5.0) / math.sqrt(sa2 / 3 + sb2 / 4))
+
+
+def test_one_seed_is_undetermined_and_unknown_kinds_refused():
+  assert claims.judge("better", [90.0], [80.0]).verdict == claims.UNDETERMINED
+  with pytest.raises(ValueError, match="unknown claim kind"):
+    claims.judge("worse", [1.0, 2.0], [1.0, 2.0])
+
+
+# --- suites and configs ----------------------------------------------------------------------
+
+def test_every_suite_names_known_experiments_with_known_claims():
+  for s in reproduce.SUITES.values():
+    for key in s.experiments:
+      e = reproduce.EXPERIMENTS[key]
+      for c in e.claims:
+        assert c.kind in claims.KINDS
+        assert {c.a, c.b} <= set(reproduce.expected_regimes(e.passes)), (key, c)
+  assert len(reproduce.SUITES["small"].seeds) >= 3 and len(reproduce.SUITES["full"].seeds) >= 3
+
+
+def test_expected_regimes_of_shared_workdir_passes():
+  assert reproduce.expected_regimes(("all", "lottery", "lottery_random")) == (
+      "baseline", "finetune", "scratch_e", "scratch_b", "lottery", "lottery_random")
+
+
+def test_experiment_config_scales_epochs_and_refuses_unknown_settings(tmp_path):
+  s = reproduce.SUITES["small"]
+  long = reproduce.experiment_config(s, reproduce.EXPERIMENTS["lottery_magnitude_p80_lr0.1_long"],
+                                     str(tmp_path), {}, (1, 2, 3))
+  assert long.epochs == 2 * s.settings["epochs"] and long.lr == 0.1 and long.seed_list == (1, 2, 3)
+  user = reproduce.experiment_config(s, reproduce.EXPERIMENTS["l1_norm_vgg16_A"], str(tmp_path),
+                                     {"dataset": "embedded", "epochs": 3}, (4,))
+  assert (user.dataset, user.epochs, user.workdir) == ("embedded", 3,
+                                                       str(tmp_path / "l1_norm_vgg16_A"))
+  with pytest.raises(UsageError, match="unknown setting"):
+    reproduce.experiment_config(s, reproduce.EXPERIMENTS["l1_norm_vgg16_A"], str(tmp_path),
+                                {"epochz": 3}, (1,))
+  with pytest.raises(UsageError, match="unknown --suite"):
+    reproduce.suite("huge")
+
+
+# --- progress line --------------------------------------------------------------------------
+
+def test_progress_eta_is_mean_of_trained_runs_times_runs_left():
+  now = [0.0]
+  p = reproduce.Progress(4, clock=lambda: now[0])
+  line = p.line("x", 1, None)
+  assert line.startswith("[1/4] x seed 1: reused") and "ETA unknown" in line
+  now[0] = 125.0
+  line = p.line("x", 2, 100.0)
+  assert "[2/4]" in line and "trained in 1m40s" in line and "ETA 3m20s for 2 runs" in line
+  line = p.line("y", 1, 200.0)     # mean 150 s x 1 left
+  assert "ETA 2m30s for 1 runs" in line
+
+
+# --- the runner (a stub trains) -------------------------------------------------------------
+
+def _stub_pass(calls, accuracy):
+  """run_pass: writes the records experiment.run would write for the pass's regimes."""
+  def run_pass(config):
+    calls.append((os.path.basename(os.path.dirname(config.workdir)), config.seed, config.regime))
+    path = os.path.join(config.workdir, "results.json")
+    records = json.load(open(path)) if os.path.exists(path) else {}
+    for r in config.regimes:
+      acc = round(accuracy(config, r), 2)
+      records[r] = {"regime": r, "test_accuracy": round(acc - 0.1, 2), "best_test_accuracy": acc,
+                    "params": 10, "flops": 100, "macs": 50, "epochs": config.epochs,
+                    "wall_time_s": 1.0}
+    os.makedirs(config.workdir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(records, f)
+    return records
+  return run_pass
+
+
+def test_run_suite_is_resumable_and_survives_a_failing_experiment(tmp_path):
+  s = reproduce.SUITES["tiny"]
+  calls, lines = [], []
+  stub = _stub_pass(calls, lambda c, r: 80.0 + c.seed)
+
+  def flaky(config):
+    if "lottery" in config.workdir:
+      raise UsageError("cannot prune this model")
+    return stub(config)
+  reproduce.run_suite(s, str(tmp_path), {}, (1, 2), run_pass=flaky, log=lines.append)
+  assert [c[2] for c in calls if c[1] == 1] == ["all", "lottery"]
+  assert "FAILED" in lines[-1] and (tmp_path / "lottery_magnitude_p80_lr0.1" / "FAILED.txt").exists()
+  calls.clear()
+  lines.clear()
+  reproduce.run_suite(s, str(tmp_path), {}, (1, 2), only=("l1_norm_vgg16_A",), run_pass=stub,
+                      log=lines.append)
+  assert calls == [] and all("reused" in line for line in lines)   # finished runs reused
+  summary = json.load(open(tmp_path / "l1_norm_vgg16_A" / "results_summary.json"))
+  assert summary["regimes"]["lottery"]["best_test_accuracy"]["values"] == [81.0, 82.0]
+
+
+# --- the report -----------------------------------------------------------------------------
+
+def _fake_suite_runs(tmp_path, regime_acc):
+  s = reproduce.SUITES["tiny"]
+  reproduce.run_suite(s, str(tmp_path / "runs"), {}, (1, 2, 3), run_pass=_stub_pass(
+      [], lambda c, r: regime_acc[r] + 0.2 * c.seed), log=lambda line: None)
+  return s
+
+
+def test_report_marks_claims_from_records_and_round_trips_the_csv(tmp_path):
+  acc = {"baseline": 90.0, "finetune": 89.0, "scratch_e": 87.0, "scratch_b": 89.5,
+         "lottery": 89.0, "lottery_random": 88.9}
+  s = _fake_suite_runs(tmp_path, acc)
+  out = tmp_path / "rep" / "REPRODUCTION.md"
+  report.write(s, str(tmp_path / "runs"), {}, (1, 2, 3), str(out), command="cmd", machine="m")
+  text = out.read_text()
+  # every regime has std 0.2 -> pooled 0.2: Scratch-E -2.0 fails, Scratch-B +0.5 holds;
+  # ticket vs Scratch-E +2.0 at lr 0.1 "no gain" fails; vs the fresh draw +0.1 holds.
+  assert "| Scratch-E [1 ep] | 87.40 ± 0.20 (n=3) | 93.62 (±0.11) [P?] |" in text
+  assert "| Scratch-E comparable to or better than fine-tuned (C1, C3: usually enough) | -2.00 | " \
+         "0.20 |" in text
+  rows = [line for line in text.splitlines() if line.startswith("| l1_norm_vgg16_A |")]
+  assert [r.rsplit("|", 2)[1].split(" (")[0].strip() for r in rows] == [
+      "does not hold", "holds", "does not hold"]
+  rows = [line for line in text.splitlines() if line.startswith("| lottery_magnitude_p80_lr0.1 |")]
+  assert [r.rsplit("|", 2)[1].split(" (")[0].strip() for r in rows] == ["does not hold", "holds"]
+  parsed = report.parse_records_csv((tmp_path / "rep" / "records.csv").read_text())
+  assert len(parsed) == 3 * 5 + 3 * 4
+  assert parsed[0] == {"experiment": "l1_norm_vgg16_A", "table": "l1_norm", "seed": 1,
+                       "regime": "baseline", "best_test_accuracy": 90.2, "test_accuracy": 90.1,
+                       "params": 10, "flops": 100, "epochs": 1, "wall_time_s": 1.0}
+  summary = json.loads((tmp_path / "rep" / "records.json").read_text())["summary"]
+  assert summary["l1_norm_vgg16_A"]["claims"][1]["verdict"] == "holds"
+  assert "## Not run, or incomplete\n\n- none" in text
+
+
+def test_report_lists_missing_seeds_and_failures(tmp_path):
+  s = reproduce.SUITES["tiny"]
+  (tmp_path / "runs" / "lottery_magnitude_p80_lr0.1").mkdir(parents=True)
+  (tmp_path / "runs" / "lottery_magnitude_p80_lr0.1" / "FAILED.txt").write_text("E: boom\n")
+  out = tmp_path / "R.md"
+  report.write(s, str(tmp_path / "runs"), {}, (1, 2, 3), str(out), command="c", machine="m")
+  text = out.read_text()
+  assert "`lottery_magnitude_p80_lr0.1` (Lottery, one-shot magnitude 80%, lr 0.1): seeds 1, " \
+         "2, 3 incomplete; failed: E: boom." in text
+  assert "`l1_norm_vgg16_A`" in text and "not finished within this run's compute budget" in text
+
+
+# --- the tool -------------------------------------------------------------------------------
+
+def _tool(*args, cwd):
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "reproduce.py"), *args],
+                        capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def test_tool_unknown_suite_is_one_line_exit_2(tmp_path):
+  r = _tool("--suite=huge", cwd=tmp_path)
+  assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(
+      "error: unknown --suite='huge'")
+  assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_tool_tiny_end_to_end(tmp_path):
+  """Trains the tiny suite (embedded data, 1 seed, 1 epoch), then reuses it for --report_only."""
+  args = ("--suite=tiny", f"--root={tmp_path / 'runs'}", f"--out={tmp_path / 'R.md'}")
+  r = _tool(*args, cwd=tmp_path)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "[2/2] lottery_magnitude_p80_lr0.1 seed 1: trained in" in r.stdout
+  text = (tmp_path / "R.md").read_text()
+  assert "| winning ticket [1 ep] |" in text and (tmp_path / "reproduction" /
+                                                  "table_lottery.png").exists()
+  r = _tool(*args, cwd=tmp_path)
+  assert r.returncode == 0 and "[1/2] l1_norm_vgg16_A seed 1: reused" in r.stdout
