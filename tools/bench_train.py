@@ -12,7 +12,11 @@ tf.distribute model had trained ran 20-40% slower than in a fresh one), and each
 its own thread pools and memory peak. Repetitions are interleaved (A B C A B C ...) with a short
 pause between them (`--pause_s`, so that spinning OpenMP / Eigen threads of the last contestant
 have gone to sleep), so a load from other processes hits all alike; the table gives the median
-img/s of the repetitions and their spread (max-min)/median, the noise of this run.
+img/s of the repetitions and their spread (max-min)/median, the noise of this run, and the
+images per CPU-second (images / the contestant process's CPU time, all its threads): on a machine
+that other processes load, wall-clock img/s depends on the share of the cores a process got, CPU
+time much less (it still counts the spinning of threads that wait for each other); both ratios
+are printed.
 
   ours          the trainer's path: `trainer.compile_model` (PyTorch-equivalent SGD with coupled
                 L2, cross-entropy, accuracy) in `make_strategy(--strategy)`, `speed.policy_scope`,
@@ -125,12 +129,18 @@ def resident_mb() -> float:
     return float("nan")
 
 
-def steady_rate(marks, batch_size) -> float:
-  """img/s between the first and the last (step, time) mark (the first execution is excluded)."""
-  (s0, t0), (s1, t1) = marks[0], marks[-1]
+def steady_rate(marks, batch_size):
+  """(img/s, img per CPU-second) between the first and the last (step, wall time, process CPU
+  time) mark (the first execution is excluded). CPU time counts every thread of the process."""
+  (s0, t0, c0), (s1, t1, c1) = marks[0], marks[-1]
   if s1 <= s0:
     raise ValueError("need at least two executions per repetition; raise --steps")
-  return (s1 - s0) * batch_size / (t1 - t0)
+  images = (s1 - s0) * batch_size
+  return images / (t1 - t0), images / max(c1 - c0, 1e-9)
+
+
+def _mark(step):
+  return (step, time.perf_counter(), time.process_time())
 
 
 def synthetic_pipeline(images, labels, batch_size, seed=1):
@@ -198,7 +208,7 @@ class KerasContestant:
         self.marks = []
 
       def on_train_batch_end(self, batch, logs=None):
-        self.marks.append((batch, time.perf_counter()))
+        self.marks.append(_mark(batch))
 
     timer = Timer()
     self.model.fit(self.ds, epochs=1, steps_per_epoch=steps, verbose=0,
@@ -252,10 +262,10 @@ class TorchContestant:
 
   def run(self, steps):
     self._step(0)
-    t0 = time.perf_counter()
+    start = _mark(0)
     for i in range(1, steps):
       self._step(i)
-    return (steps - 1) * self.batch_size / (time.perf_counter() - t0)
+    return steady_rate([start, _mark(steps - 1)], self.batch_size)
 
 
 def describe(model, width_multiplier):
@@ -343,7 +353,8 @@ def worker_main():
   for line in sys.stdin:
     command = json.loads(line)
     if "run" in command:
-      _reply(img_per_s=contestant.run(command["run"]))
+      wall, cpu = contestant.run(command["run"])
+      _reply(img_per_s=wall, img_per_cpu_s=cpu)
     else:
       _reply(peak_rss_mb=peak_rss_mb())
       return
@@ -433,12 +444,15 @@ def run_bench(cfg) -> dict:
     workers = [Worker(name, spec, log_dir) for name, spec in specs]
     ready = {w.name: w.receive() for w in workers}  # they warm up in parallel; not timed
     rates = {w.name: [] for w in workers}
+    cpu_rates = {w.name: [] for w in workers}
     for rep in range(cfg["repeats"]):
       for w in workers:
         time.sleep(cfg["pause_s"])
-        rates[w.name].append(w.ask({"run": cfg["steps"]})["img_per_s"])
-        print(f"repetition {rep + 1}: {w.name} {rates[w.name][-1]:.1f} img/s", file=sys.stderr,
-              flush=True)
+        answer = w.ask({"run": cfg["steps"]})
+        rates[w.name].append(answer["img_per_s"])
+        cpu_rates[w.name].append(answer["img_per_cpu_s"])
+        print(f"repetition {rep + 1}: {w.name} {rates[w.name][-1]:.1f} img/s, "
+              f"{cpu_rates[w.name][-1]:.1f} img/CPU-s", file=sys.stderr, flush=True)
     final = {w.name: w.close() for w in workers}
     load_after = machine.load_average()
     kernels = {name: probe_kernels(name, spec, cfg["kernel_steps"], log_dir)
@@ -455,6 +469,8 @@ def run_bench(cfg) -> dict:
   for name, rs in rates.items():
     med = statistics.median(rs)
     result["contestants"][name] = {"img_per_s": med, "runs": rs,
+                                   "img_per_cpu_s": statistics.median(cpu_rates[name]),
+                                   "cpu_runs": cpu_rates[name],
                                    "spread": (max(rs) - min(rs)) / med if med else 0.0,
                                    "peak_rss_mb": final[name]["peak_rss_mb"],
                                    "peak_rss_after_warmup_mb": ready[name]["peak_rss_mb"],
@@ -464,6 +480,8 @@ def run_bench(cfg) -> dict:
   references = [r for r in ("keras_fit",) + TORCH_KINDS if r in c]
   result["ratios"] = {f"{name}/{ref}": c[name]["img_per_s"] / c[ref]["img_per_s"]
                       for name in c if name not in references for ref in references}
+  result["cpu_ratios"] = {f"{name}/{ref}": c[name]["img_per_cpu_s"] / c[ref]["img_per_cpu_s"]
+                          for name in c if name not in references for ref in references}
   if "ours" in c and "ours_cached" in c:
     result["data_wait_share"] = max(0.0, 1.0 - c["ours"]["img_per_s"] / c["ours_cached"]["img_per_s"])
   if any(k in cfg["contestants"] for k in TORCH_KINDS) and not torch_available():
@@ -514,16 +532,17 @@ def format_result(r: dict) -> str:
            f"model {r['model']} x{r['width_multiplier']:g}, batch {r['batch_size']}, "
            f"{r['params']:,} params; {r['repeats']} interleaved repetitions of {r['steps']} steps, "
            f"one process per contestant; ours: {r['speed']}",
-           f"{'contestant':<48} {'img/s':>9} {'spread':>7} {'peak RSS MiB':>13}"]
+           f"{'contestant':<48} {'img/s':>9} {'spread':>7} {'img/CPU-s':>10} {'peak RSS MiB':>13}"]
   for name, c in r["contestants"].items():
-    lines.append(f"{name:<48} {c['img_per_s']:9.1f} {c['spread']:6.0%} {c['peak_rss_mb']:13.0f}")
+    lines.append(f"{name:<48} {c['img_per_s']:9.1f} {c['spread']:6.0%} "
+                 f"{c.get('img_per_cpu_s', float('nan')):10.1f} {c['peak_rss_mb']:13.0f}")
   refs = sorted({k.split("/")[1] for k in r["ratios"]}, key=list(r["contestants"]).index)
-  if refs:
-    lines.append(f"{'ratio (row img/s / column img/s)':<48} " + " ".join(f"{x:>13}" for x in refs))
-    for name in r["contestants"]:
-      if f"{name}/{refs[0]}" in r["ratios"]:
-        lines.append(f"{name:<48} " + " ".join(f"{r['ratios'][f'{name}/{x}']:12.2f}x"
-                                              for x in refs))
+  for key, what in (("ratios", "img/s"), ("cpu_ratios", "img/CPU-s")):
+    if refs and r.get(key):
+      lines.append(f"{f'ratio of {what} (row / column)':<48} " + " ".join(f"{x:>13}" for x in refs))
+      for name in r["contestants"]:
+        if f"{name}/{refs[0]}" in r[key]:
+          lines.append(f"{name:<48} " + " ".join(f"{r[key][f'{name}/{x}']:12.2f}x" for x in refs))
   if "data_wait_share" in r:
     lines.append(f"share of step time spent on data (1 - ours/ours_cached): "
                  f"{r['data_wait_share']:.1%}")
