@@ -14,13 +14,15 @@ as large as ImageNet's, ~110 KB at quality 90: decoding cost grows with the byte
 
 Threads: tf.data runs the map in its own thread pool; each measurement sets the pipeline's
 private pool to k threads (`--threads`, and max_intra_op_parallelism=1 so one example's ops stay
-on one thread) and reports img/s and img/s per thread (= per core when k <= cores). The thread
+on one thread) and reports img/s, img/s per thread, and images per CPU-second of the process (images / its CPU
+time: one fully used core's rate; unlike wall-clock img/s it hardly depends on how much of the
+cores other processes take). The thread
 counts are interleaved over `--repeats` repetitions (median, spread (max-min)/median), so a load
 from other processes hits all alike; the load average is printed.
 
 GPU need (an ASSUMPTION, not measured here: no GPU on this machine): `--gpu_img_per_s` (default
 1,400, about what ResNet-50 trains at per A100 with mixed precision in NVIDIA's and TensorFlow's
-published benchmarks). The tool prints how many cores at the measured per-core rate feed one GPU.
+published benchmarks). The tool prints how many cores at the measured img per CPU-second feed one GPU.
 
 tf.data service (`--service`, default on): TensorFlow's distributed input engine moves the same
 pipeline onto worker processes (usually other machines) that stream batches to the trainer. Here a
@@ -92,14 +94,15 @@ def training_pipeline(jpegs, batch_size: int, threads: int = 0, seed: int = 1, r
   return ds.with_options(options)
 
 
-def timed_rate(iterator, batches: int, batch_size: int) -> float:
-  """img/s over `batches` batches of an iterator after its first batch (untimed: start-up, the
-  shuffle buffer's fill)."""
+def timed_rate(iterator, batches: int, batch_size: int):
+  """(img/s, img per CPU-second of this process) over `batches` batches of an iterator after its
+  first batch (untimed: start-up, the shuffle buffer's fill)."""
   next(iterator)
-  t0 = time.perf_counter()
+  t0, c0 = time.perf_counter(), time.process_time()
   for _ in range(batches):
     next(iterator)
-  return batches * batch_size / (time.perf_counter() - t0)
+  images = batches * batch_size
+  return images / (time.perf_counter() - t0), images / max(time.process_time() - c0, 1e-9)
 
 
 class LocalService:
@@ -152,11 +155,12 @@ def run(cfg) -> dict:
       del it
   gpu = cfg["gpu_img_per_s"]
   result["threads"] = {}
-  for k, rs in runs.items():
-    med = statistics.median(rs)
+  for k, pairs in runs.items():
+    rs, cpu = [w for w, _ in pairs], [c for _, c in pairs]
+    med, med_cpu = statistics.median(rs), statistics.median(cpu)
     result["threads"][str(k)] = {"img_per_s": med, "img_per_s_per_thread": med / k, "runs": rs,
-                                 "spread": (max(rs) - min(rs)) / med,
-                                 "threads_per_gpu": gpu / (med / k)}
+                                 "spread": (max(rs) - min(rs)) / med, "img_per_cpu_s": med_cpu,
+                                 "cpu_runs": cpu, "cores_per_gpu": gpu / med_cpu}
   result["gpu_img_per_s_assumed"] = gpu
   if cfg["service"]:
     service = LocalService()
@@ -171,7 +175,9 @@ def run(cfg) -> dict:
       it = iter(service.distribute(training_pipeline(jpegs, bs, 0), job_name="bench"))
       timed_rate(it, 1, bs)
       rs = [timed_rate(it, batches, bs) for _ in range(cfg["repeats"])]
-      result["service"].update(img_per_s=statistics.median(rs), runs=rs)
+      result["service"].update(img_per_s=statistics.median([w for w, _ in rs]),
+                               img_per_cpu_s=statistics.median([c for _, c in rs]),
+                               runs=[w for w, _ in rs])
       del it
     finally:
       service.stop()
@@ -187,19 +193,20 @@ def format_result(r: dict) -> str:
            f"JPEGs of {j['height']}x{j['width']} made at run time (mean {j['mean_kb']:.0f} KB); "
            f"median of {c['repeats']} interleaved repetitions of {c['batches']} batches",
            f"{'tf.data threads':<16} {'img/s':>9} {'img/s per thread':>17} {'spread':>7} "
-           f"{'threads per GPU':>16}"]
+           f"{'img/CPU-s':>10} {'cores per GPU':>14}"]
   for k, t in r["threads"].items():
     lines.append(f"{k:<16} {t['img_per_s']:9.1f} {t['img_per_s_per_thread']:17.1f} "
-                 f"{t['spread']:6.0%} {t['threads_per_gpu']:16.1f}")
+                 f"{t['spread']:6.0%} {t['img_per_cpu_s']:10.1f} {t['cores_per_gpu']:14.1f}")
   lines.append(f"GPU need (assumed, not measured): {r['gpu_img_per_s_assumed']:,.0f} img/s per GPU "
-               f"(ResNet-50 training, A100, mixed precision); threads per GPU = that / img/s per "
-               f"thread")
+               f"(ResNet-50 training, A100, mixed precision); cores per GPU = that / img per "
+               f"CPU-second (one fully used core's rate, whatever the load)")
   if "service" in r:
     s = r["service"]
     lines.append(f"tf.data service ({s['dispatcher']}, {s['workers']} local worker): one epoch "
                  f"arrived as {s['epoch_batches']} batches, {s['epoch_examples']} examples "
                  f"(expected {s['expected_batches']}, {s['expected_examples']}); "
-                 f"{s['img_per_s']:.1f} img/s through the service")
+                 f"{s['img_per_s']:.1f} img/s, {s['img_per_cpu_s']:.1f} img/CPU-s through the "
+                 f"service")
   if r.get("load_average_after"):
     lines.append("load average (1/5/15 min) after: "
                  + "/".join(f"{x:.2f}" for x in r["load_average_after"]))

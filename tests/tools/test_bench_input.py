@@ -16,7 +16,8 @@ def test_quick_output_is_well_formed_and_the_service_delivers_the_epoch(tmp_path
     assert len(t["runs"]) == r["config"]["repeats"] == 2
     assert t["img_per_s"] > 0
     assert t["img_per_s_per_thread"] == t["img_per_s"] / int(k)
-    assert t["threads_per_gpu"] == r["gpu_img_per_s_assumed"] / t["img_per_s_per_thread"]
+    assert t["img_per_cpu_s"] > 0 and len(t["cpu_runs"]) == 2
+    assert t["cores_per_gpu"] == r["gpu_img_per_s_assumed"] / t["img_per_cpu_s"]
   assert r["jpeg"]["count"] == 10 and r["jpeg"]["mean_kb"] > 1  # real JPEG bytes
   # Quick mode: 10 JPEGs in batches of 4 -> 3 batches (the last one of 2) through the service.
   s = r["service"]
