@@ -345,7 +345,7 @@ def worker_main():
   if spec.get("kernel_steps"):  # ONEDNN_VERBOSE=1 process: mark the probed steps in stdout
     _flush_c_stdout()
     print(KERNELS_START, flush=True)
-    contestant.run(spec["kernel_steps"])
+    contestant.warm(spec["kernel_steps"])  # steps, not a rate: one step is enough
     _flush_c_stdout()
     print(KERNELS_END, flush=True)
   _reply(ready=True, params=contestant.params, peak_rss_mb=peak_rss_mb(),
