@@ -1,6 +1,7 @@
 r"""Inference speed of the full vs the pruned SavedModel, next to the FLOPs ratio.
 
   python tools/bench_inference.py                 # the paper's pruned CIFAR architectures
+  python tools/bench_inference.py --round_to=1,8,16,32 --formats=serving   # rounded kept widths
   python tools/bench_inference.py --quick         # seconds; output format only (used by a test)
   python tools/bench_inference.py --savedmodels=runs/x/export/baseline,runs/x/export/scratch_b
 
@@ -22,6 +23,12 @@ of n BN scales as U(0, 1) * exp(-SLIMMING_DEPTH_DECAY * i / (n - 1)); the decay 
 that the 70% threshold gives the paper's FLOPs (ours 3.92e8 of 7.97e8, 2.04x fewer; Network
 Slimming paper, VGGNet on CIFAR-10: 3.91e8, 2.30 M params vs our 2.52 M). It is a stand-in for a
 trained run's architecture, not one; time a real run's export with `--savedmodels`.
+
+Rounding (`--round_to`, a list): every architecture is pruned once per value, the method built with
+`round_to=N` (`pruning.select.rounded`: each kept channel count moved to the nearest multiple of N,
+the same option as `tf_rethink.main --round_to`; 1 = the paper's widths), and each pruned model is
+timed against the same full model; the row says `round_to=N` and gives its own FLOPs ratio (rounding
+changes the FLOPs too), so speedup / FLOPs shows whether the removed channels became time.
 
 Threads: TensorFlow fixes its thread pools per process, so each measurement runs in a child
 process with its own `--threads_batch1` / `--threads_batch` (intra-op threads; 0 = one per core).
@@ -50,6 +57,7 @@ from absl import logging
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tf_rethink  # noqa: E402,F401
 from tf_rethink.util import errors  # noqa: E402
+from tf_rethink.util import machine  # noqa: E402
 
 # (label, model, method, constructor kwargs); the paper's predefined pruned architectures.
 ARCHITECTURES = (
@@ -74,6 +82,8 @@ FORMATS = ("serving", "keras")
 _FORMATS = flags.DEFINE_list("formats", list(FORMATS), "SavedModel formats to time: serving "
                              "(export.export_serving: BN folded, frozen) and/or keras "
                              "(export.export_and_verify: the trainable Keras SavedModel).")
+_ROUND_TO = flags.DEFINE_list("round_to", ["1"], "Kept channel counts rounded to a multiple of each "
+                              "of these (1: the paper's widths); one row per value.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny widths, few calls: checks the output, not speed.")
 _JSON = flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
 _TIMING_SPEC = flags.DEFINE_string("timing_spec", None, "Internal: run one timing phase in this "
@@ -129,8 +139,9 @@ def available(archs_filter):
 
 
 def export_pair(label, model_name, method, kwargs, cfg, workdir):
-  """Builds, prunes and exports the full and the pruned model in every format of cfg["formats"];
-  [(row without timings, {"full": path, "pruned": path})], one per format."""
+  """Builds, prunes (once per cfg["round_to"] value) and exports the full and the pruned models in
+  every format of cfg["formats"]; [(row without timings, {"full": path, "pruned": path})], one per
+  format and rounding."""
   import numpy as np
   from tf_rethink import export
   from tf_rethink.models import MODELS
@@ -141,20 +152,24 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
   randomize(full)
   if method == "network_slimming":
     slimming_like_gammas(full)
-  pruner = METHODS.get(method)(**kwargs)
-  plan = pruner.select(pruner.prepare(full), None, model_name=model_name)
-  pruned = plan.apply(full)
   sample = np.random.default_rng(0).normal(size=(8, *shape)).astype("float32")
   writers = {"keras": export.export_and_verify, "serving": export.export_serving}
   out = []
   for fmt in cfg["formats"]:
-    paths = {}
-    for name, m in (("full", full), ("pruned", pruned)):
-      paths[name] = os.path.join(workdir, f"{model_name}_{name}_{fmt}")
-      writers[fmt](m, paths[name], sample)
-    row = {"label": label, "format": fmt, "model": model_name, "method": method,
-           "plan_variant": plan.variant, "pruned_widths": _conv_widths(pruned)}
-    out.append((_with_counts(row, full, pruned), paths))
+    full_path = os.path.join(workdir, f"{model_name}_full_{fmt}")
+    writers[fmt](full, full_path, sample)
+    for round_to in cfg["round_to"]:
+      pruner = METHODS.get(method)(**kwargs, round_to=round_to)
+      plan = pruner.select(pruner.prepare(full), None, model_name=model_name)
+      pruned = plan.apply(full)
+      paths = {"full": full_path,
+               "pruned": os.path.join(workdir, f"{model_name}_pruned_r{round_to}_{fmt}")}
+      writers[fmt](pruned, paths["pruned"], sample)
+      row = {"label": label if round_to == 1 else f"{label}, round_to={round_to}", "format": fmt,
+             "model": model_name, "method": method, "round_to": round_to,
+             "plan_variant": plan.variant, "full_widths": _conv_widths(full),
+             "pruned_widths": _conv_widths(pruned)}
+      out.append((_with_counts(row, full, pruned), paths))
   return out
 
 
@@ -253,7 +268,8 @@ def _spread(xs):
 def format_rows(result) -> str:
   b = result["batch_size"]
   width = max([32] + [len(r["label"]) for r in result["rows"]])
-  lines = [f"{'architecture':<{width}} {'format':<7} {'FLOPs ratio':>11} {'b1 ms full/pruned':>18} "
+  lines = [machine.format_machine(result["machine"]),
+           f"{'architecture':<{width}} {'format':<7} {'FLOPs ratio':>11} {'b1 ms full/pruned':>18} "
            f"{'speedup':>8} {'/FLOPs':>7} {f'b{b} img/s full/pruned':>22} {'speedup':>8} "
            f"{'/FLOPs':>7}"]
   for r in result["rows"]:
@@ -269,6 +285,9 @@ def format_rows(result) -> str:
                f"batch 1 {threads(result['threads_batch1'])}, batch {b} "
                f"{threads(result['threads_batch'])}; largest spread (max-min)/median of any "
                f"timing over {result['repeats']} interleaved repetitions: {noise:.0%}")
+  if result.get("load_average_after"):
+    lines.append("load average (1/5/15 min) after: "
+                 + "/".join(f"{x:.2f}" for x in result["load_average_after"]))
   lines += [f"note: {s}" for s in result["skipped"]]
   return "\n".join(lines)
 
@@ -282,6 +301,16 @@ def timing_child(spec_path):
   result = time_phase(spec)
   with open(spec_path + ".out", "w") as f:
     json.dump(result, f)
+
+
+def _round_to_values():
+  try:
+    values = [int(v) for v in _ROUND_TO.value]
+  except ValueError:
+    values = []
+  if not values or min(values) < 1:
+    _usage_error(f"--round_to={','.join(_ROUND_TO.value)} takes positive integers, e.g. 1,8,16")
+  return values
 
 
 def _usage_error(message):
@@ -304,7 +333,8 @@ def main(argv):
     _usage_error(f"--formats takes one or both of {', '.join(FORMATS)}")
   cfg = dict(repeats=_REPEATS.value, calls=_CALLS.value, batches=_BATCHES.value,
              batch_size=_BIG.value, width_multiplier=1.0, formats=list(_FORMATS.value),
-             threads_batch1=_THREADS_1.value, threads_batch=_THREADS_B.value)
+             threads_batch1=_THREADS_1.value, threads_batch=_THREADS_B.value,
+             round_to=_round_to_values(), machine=machine.describe())
   if _QUICK.value:
     cfg.update(repeats=2, calls=3, batches=1, batch_size=8, width_multiplier=0.125)
   result = dict(cfg, rows=[], skipped=[])
@@ -324,6 +354,7 @@ def main(argv):
     thr = run_phase(specs, cfg["batch_size"], cfg["batches"], cfg["threads_batch"],
                     cfg["repeats"], workdir)
     result["rows"] = [add_timings(row, l, t) for (row, _), l, t in zip(pairs, lat, thr)]
+  result["load_average_after"] = machine.load_average()
   print(format_rows(result))
   if _JSON.value:
     with open(_JSON.value, "w") as f:

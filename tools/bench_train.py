@@ -2,6 +2,7 @@ r"""Training throughput of tf_rethink's trainer vs plain `model.fit` vs PyTorch,
 
   python tools/bench_train.py --model=vgg16 --batch_size=64
   python tools/bench_train.py --model=resnet56 --compare=mixed_precision=off --compare=inter_op_threads=1
+  python tools/bench_train.py --model=vgg16 --compare=env.ONEDNN_DEFAULT_FPMATH_MODE=BF16
   python tools/bench_train.py --quick            # seconds; output format only (used by a test)
 
 Every contestant trains the same architecture (a registered CIFAR model, 32x32x3 inputs, 10
@@ -11,7 +12,11 @@ tf.distribute model had trained ran 20-40% slower than in a fresh one), and each
 its own thread pools and memory peak. Repetitions are interleaved (A B C A B C ...) with a short
 pause between them (`--pause_s`, so that spinning OpenMP / Eigen threads of the last contestant
 have gone to sleep), so a load from other processes hits all alike; the table gives the median
-img/s of the repetitions and their spread (max-min)/median, the noise of this run.
+img/s of the repetitions and their spread (max-min)/median, the noise of this run, and the
+images per CPU-second (images / the contestant process's CPU time, all its threads): on a machine
+that other processes load, wall-clock img/s depends on the share of the cores a process got, CPU
+time much less (it still counts the spinning of threads that wait for each other); both ratios
+are printed.
 
   ours          the trainer's path: `trainer.compile_model` (PyTorch-equivalent SGD with coupled
                 L2, cross-entropy, accuracy) in `make_strategy(--strategy)`, `speed.policy_scope`,
@@ -21,7 +26,10 @@ img/s of the repetitions and their spread (max-min)/median, the noise of this ru
   ours_cached   the same, fed ONE cached batch: 1 - ours/ours_cached is the share of step time
                 spent on (waiting for) data; on 2 cores the pipeline's map competes with training
                 for the same cores, so this is also the cost of augmentation.
-  ours[k=v]     `--compare` variants of the speed settings (e.g. mixed_precision=off).
+  ours[k=v]     `--compare` variants of the speed settings (e.g. mixed_precision=off); an item
+                `env.NAME=VALUE` sets an environment variable of that contestant's process only
+                (oneDNN / TensorFlow runtime settings such as ONEDNN_DEFAULT_FPMATH_MODE=BF16,
+                TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1, TF_ENABLE_ONEDNN_OPTS=0).
   keras_fit     a minimal plain tf_keras baseline: same model, `keras.optimizers.SGD(0.1, 0.9)`,
                 `model.fit` with default settings (float32, no strategy), same data pipeline.
   torch         the same architecture in PyTorch (`tools/torch_models.py`) as the paper's
@@ -31,6 +39,16 @@ img/s of the repetitions and their spread (max-min)/median, the noise of this ru
   torch_cl      the same in channels-last memory format (PyTorch's faster CPU layout).
   torch_cl_bf16 channels-last with `torch.autocast("cpu", torch.bfloat16)`: PyTorch's own mixed
                 precision, the counterpart of ours' bf16 default on CPUs with native bf16.
+
+The output starts with the machine (CPU model, cores, the ISA flags that decide oneDNN's kernels:
+AVX-512, AVX512_BF16, AMX; the load average before and after: `tf_rethink.util.machine`). With
+`--kernels` (default) every contestant then runs once more, alone, in a process with
+ONEDNN_VERBOSE=1 for `--kernel_steps` steps after its warm-up: the log says which oneDNN
+implementation ran each primitive (e.g. `brg_conv_fwd:avx512_core_amx` = AMX,
+`jit:avx512_core` = AVX-512 without AMX) in each pass (forward_training, backward_data,
+backward_weights) and how long it took; the table gives per contestant and pass the AMX verdict
+and the ms per step (summed primitive times: with several inter-op threads primitives may
+overlap, so sums can exceed the wall time).
 
 Throughput is steady state: the first execution of each repetition (iterator start-up, prefetch
 fill) is excluded, and the warm-up steps (tracing) are not timed at all. Memory: the peak
@@ -57,6 +75,7 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(TOOLS))
 sys.path.insert(0, TOOLS)
 from tf_rethink.run import config as config_lib  # noqa: E402  (TensorFlow-free)
+from tf_rethink.util import machine  # noqa: E402  (TensorFlow-free)
 
 _D = config_lib.Config()
 TORCH_KINDS = ("torch", "torch_cl", "torch_cl_bf16")
@@ -83,6 +102,9 @@ _CONTESTANTS = flags.DEFINE_list("contestants", list(CONTESTANTS), f"Which of {'
                                  "to run (torch ones only when torch is installed).")
 _PAUSE = flags.DEFINE_float("pause_s", 0.5, "Pause before each timed repetition, seconds.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny model and few steps: checks the output, not speed.")
+_KERNELS = flags.DEFINE_bool("kernels", True, "After the timing, one ONEDNN_VERBOSE=1 probe run "
+                              "per contestant: which oneDNN kernels (AMX or not) ran, per pass.")
+_KERNEL_STEPS = flags.DEFINE_integer("kernel_steps", 3, "Steps of each --kernels probe.")
 _JSON = flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
 _WORKER = flags.DEFINE_bool("worker", False, "Internal: serve one contestant over stdin/stdout.")
 
@@ -107,12 +129,18 @@ def resident_mb() -> float:
     return float("nan")
 
 
-def steady_rate(marks, batch_size) -> float:
-  """img/s between the first and the last (step, time) mark (the first execution is excluded)."""
-  (s0, t0), (s1, t1) = marks[0], marks[-1]
+def steady_rate(marks, batch_size):
+  """(img/s, img per CPU-second) between the first and the last (step, wall time, process CPU
+  time) mark (the first execution is excluded). CPU time counts every thread of the process."""
+  (s0, t0, c0), (s1, t1, c1) = marks[0], marks[-1]
   if s1 <= s0:
     raise ValueError("need at least two executions per repetition; raise --steps")
-  return (s1 - s0) * batch_size / (t1 - t0)
+  images = (s1 - s0) * batch_size
+  return images / (t1 - t0), images / max(c1 - c0, 1e-9)
+
+
+def _mark(step):
+  return (step, time.perf_counter(), time.process_time())
 
 
 def synthetic_pipeline(images, labels, batch_size, seed=1):
@@ -180,7 +208,7 @@ class KerasContestant:
         self.marks = []
 
       def on_train_batch_end(self, batch, logs=None):
-        self.marks.append((batch, time.perf_counter()))
+        self.marks.append(_mark(batch))
 
     timer = Timer()
     self.model.fit(self.ds, epochs=1, steps_per_epoch=steps, verbose=0,
@@ -234,10 +262,10 @@ class TorchContestant:
 
   def run(self, steps):
     self._step(0)
-    t0 = time.perf_counter()
+    start = _mark(0)
     for i in range(1, steps):
       self._step(i)
-    return (steps - 1) * self.batch_size / (time.perf_counter() - t0)
+    return steady_rate([start, _mark(steps - 1)], self.batch_size)
 
 
 def describe(model, width_multiplier):
@@ -282,6 +310,18 @@ def build_keras_contestant(spec):
                          [StepLR(0.1)])
 
 
+KERNELS_START, KERNELS_END = "BENCH_KERNELS_START", "BENCH_KERNELS_END"
+
+
+def _flush_c_stdout():
+  """Flushes the C library's stdout (oneDNN's verbose lines) so markers land in order."""
+  import ctypes
+  try:
+    ctypes.CDLL(None).fflush(None)
+  except (OSError, AttributeError):
+    pass
+
+
 def _reply(**fields):
   sys.stdout.write("BENCH " + json.dumps(fields) + "\n")
   sys.stdout.flush()
@@ -302,12 +342,19 @@ def worker_main():
       speed_lib.set_threads(speed_lib.SpeedSettings(**spec["speed"]))
     contestant = build_keras_contestant(spec)
   contestant.warm(spec["warmup_steps"])
+  if spec.get("kernel_steps"):  # ONEDNN_VERBOSE=1 process: mark the probed steps in stdout
+    _flush_c_stdout()
+    print(KERNELS_START, flush=True)
+    contestant.warm(spec["kernel_steps"])  # steps, not a rate: one step is enough
+    _flush_c_stdout()
+    print(KERNELS_END, flush=True)
   _reply(ready=True, params=contestant.params, peak_rss_mb=peak_rss_mb(),
          threads=contestant.threads())
   for line in sys.stdin:
     command = json.loads(line)
     if "run" in command:
-      _reply(img_per_s=contestant.run(command["run"]))
+      wall, cpu = contestant.run(command["run"])
+      _reply(img_per_s=wall, img_per_cpu_s=cpu)
     else:
       _reply(peak_rss_mb=peak_rss_mb())
       return
@@ -318,11 +365,12 @@ def worker_main():
 class Worker:
   """A contestant's process; `ask(command)` sends one JSON line and returns its JSON answer."""
 
-  def __init__(self, name, spec, log_dir):
+  def __init__(self, name, spec, log_dir, env=None):
     self.name = name
     self.log_path = os.path.join(log_dir, f"{len(os.listdir(log_dir))}.log")
     self._log = open(self.log_path, "w")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    self.lines = []  # stdout lines that are not answers (the oneDNN verbose log of a probe)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or spec.get("env") or {}))
     self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
                                  text=True, env=env)
@@ -336,6 +384,7 @@ class Worker:
     for line in self.proc.stdout:
       if line.startswith("BENCH "):
         return json.loads(line[len("BENCH "):])
+      self.lines.append(line)
     self.proc.wait()
     self._log.close()
     with open(self.log_path) as f:
@@ -369,8 +418,9 @@ def contestant_specs(cfg, widths):
     if kind in wanted:
       out.append((kind, dict(base, kind=kind, speed=cfg["speed"], strategy=cfg["strategy"])))
   for text in cfg["compare"]:
-    out.append((f"ours[{text}]", dict(base, kind="ours", strategy=cfg["strategy"],
-                                      speed={**cfg["speed"], **parse_settings(text)})))
+    settings, env = parse_settings(text)
+    out.append((f"ours[{text}]", dict(base, kind="ours", strategy=cfg["strategy"], env=env,
+                                      speed={**cfg["speed"], **settings})))
   if "keras_fit" in wanted:
     out.append(("keras_fit", dict(base, kind="keras_fit")))
   if torch_available():
@@ -380,7 +430,9 @@ def contestant_specs(cfg, widths):
 
 
 def run_bench(cfg) -> dict:
-  """Data-copy measurement, then warm-up and `repeats` interleaved rounds; returns the results."""
+  """Data-copy measurement, then warm-up and `repeats` interleaved rounds, then (with
+  cfg["kernel_steps"]) one oneDNN-verbose probe per contestant; returns the results."""
+  machine_before = machine.describe()
   with tempfile.TemporaryDirectory() as log_dir:
     probe = Worker("probe", {"kind": "probe", "examples": cfg["memory_examples"],
                                       "batch_size": cfg["batch_size"], "model": cfg["model"],
@@ -388,27 +440,37 @@ def run_bench(cfg) -> dict:
     answer = probe.receive()
     probe.proc.wait()
     copies = answer["dataset_copies"]
-    workers = [Worker(name, spec, log_dir) for name, spec in contestant_specs(cfg, answer["widths"])]
+    specs = contestant_specs(cfg, answer["widths"])
+    workers = [Worker(name, spec, log_dir) for name, spec in specs]
     ready = {w.name: w.receive() for w in workers}  # they warm up in parallel; not timed
     rates = {w.name: [] for w in workers}
+    cpu_rates = {w.name: [] for w in workers}
     for rep in range(cfg["repeats"]):
       for w in workers:
         time.sleep(cfg["pause_s"])
-        rates[w.name].append(w.ask({"run": cfg["steps"]})["img_per_s"])
-        print(f"repetition {rep + 1}: {w.name} {rates[w.name][-1]:.1f} img/s", file=sys.stderr,
-              flush=True)
+        answer = w.ask({"run": cfg["steps"]})
+        rates[w.name].append(answer["img_per_s"])
+        cpu_rates[w.name].append(answer["img_per_cpu_s"])
+        print(f"repetition {rep + 1}: {w.name} {rates[w.name][-1]:.1f} img/s, "
+              f"{cpu_rates[w.name][-1]:.1f} img/CPU-s", file=sys.stderr, flush=True)
     final = {w.name: w.close() for w in workers}
+    load_after = machine.load_average()
+    kernels = {name: probe_kernels(name, spec, cfg["kernel_steps"], log_dir)
+               for name, spec in specs} if cfg["kernel_steps"] else {}
   params = {name: r["params"] for name, r in ready.items()}
   if len(set(params.values())) > 1:
     raise RuntimeError(f"the contestants' models differ in size: {params}")
   result = {"model": cfg["model"], "width_multiplier": cfg["width_multiplier"],
             "batch_size": cfg["batch_size"], "params": next(iter(params.values()), None),
             "steps": cfg["steps"], "repeats": cfg["repeats"], "speed": cfg["speed"],
-            "contestants": {}, "dataset_copies": copies, "notes": []}
+            "contestants": {}, "dataset_copies": copies, "notes": [],
+            "machine": machine_before, "load_average_after": load_after, "kernels": kernels}
   keras_names = [name for name in rates if name not in TORCH_KINDS]
   for name, rs in rates.items():
     med = statistics.median(rs)
     result["contestants"][name] = {"img_per_s": med, "runs": rs,
+                                   "img_per_cpu_s": statistics.median(cpu_rates[name]),
+                                   "cpu_runs": cpu_rates[name],
                                    "spread": (max(rs) - min(rs)) / med if med else 0.0,
                                    "peak_rss_mb": final[name]["peak_rss_mb"],
                                    "peak_rss_after_warmup_mb": ready[name]["peak_rss_mb"],
@@ -418,6 +480,8 @@ def run_bench(cfg) -> dict:
   references = [r for r in ("keras_fit",) + TORCH_KINDS if r in c]
   result["ratios"] = {f"{name}/{ref}": c[name]["img_per_s"] / c[ref]["img_per_s"]
                       for name in c if name not in references for ref in references}
+  result["cpu_ratios"] = {f"{name}/{ref}": c[name]["img_per_cpu_s"] / c[ref]["img_per_cpu_s"]
+                          for name in c if name not in references for ref in references}
   if "ours" in c and "ours_cached" in c:
     result["data_wait_share"] = max(0.0, 1.0 - c["ours"]["img_per_s"] / c["ours_cached"]["img_per_s"])
   if any(k in cfg["contestants"] for k in TORCH_KINDS) and not torch_available():
@@ -426,20 +490,59 @@ def run_bench(cfg) -> dict:
   return result
 
 
+def probe_kernels(name, spec, steps, log_dir) -> dict:
+  """One more run of contestant `spec`, alone, with ONEDNN_VERBOSE=1: the oneDNN kernels of its
+  `steps` steps after warm-up (`machine.onednn_kernels`), the oneDNN version, ms per step."""
+  w = Worker(name, dict(spec, kernel_steps=steps), log_dir,
+             env={**(spec.get("env") or {}), "ONEDNN_VERBOSE": "1"})
+  w.receive()
+  w.close()
+  lines = w.lines
+  try:
+    inside = lines[lines.index(KERNELS_START + "\n") + 1:lines.index(KERNELS_END + "\n")]
+  except ValueError:
+    inside = []
+  ops = machine.onednn_kernels(inside)
+  for op in ops.values():
+    op["ms_per_step"] = round(op["ms"] / steps, 3)
+  return {"onednn": machine.onednn_version(lines), "steps": steps, "ops": ops}
+
+
+def format_kernels(kernels: dict) -> list:
+  """Per contestant: its oneDNN version, and per conv / matmul pass the AMX verdict, ms per step
+  and the implementation names."""
+  lines = []
+  for name, k in kernels.items():
+    lines.append(f"oneDNN kernels of {name} (oneDNN {k['onednn'] or 'not used'}, "
+                 f"{k['steps']} steps, ms per step summed over primitives):")
+    shown = [(key, op) for key, op in k["ops"].items()
+             if key.split()[0] in ("convolution", "inner_product", "matmul", "batch_normalization")]
+    for key, op in shown:
+      amx = {True: "AMX", False: "no AMX", "partly": "partly AMX"}[op["amx"]]
+      impls = ", ".join(sorted(op["impls"], key=lambda i: -op["impls"][i]["ms"]))
+      lines.append(f"  {key:<36} {amx:<10} {op['ms_per_step']:9.1f} ms  {impls}")
+    if not shown:
+      lines.append("  no oneDNN convolution / matmul ran")
+  return lines
+
+
 def format_result(r: dict) -> str:
-  lines = [f"model {r['model']} x{r['width_multiplier']:g}, batch {r['batch_size']}, "
+  m = r.get("machine")
+  lines = [machine.format_machine(m) if m else "machine: unknown",
+           f"model {r['model']} x{r['width_multiplier']:g}, batch {r['batch_size']}, "
            f"{r['params']:,} params; {r['repeats']} interleaved repetitions of {r['steps']} steps, "
            f"one process per contestant; ours: {r['speed']}",
-           f"{'contestant':<48} {'img/s':>9} {'spread':>7} {'peak RSS MiB':>13}"]
+           f"{'contestant':<48} {'img/s':>9} {'spread':>7} {'img/CPU-s':>10} {'peak RSS MiB':>13}"]
   for name, c in r["contestants"].items():
-    lines.append(f"{name:<48} {c['img_per_s']:9.1f} {c['spread']:6.0%} {c['peak_rss_mb']:13.0f}")
+    lines.append(f"{name:<48} {c['img_per_s']:9.1f} {c['spread']:6.0%} "
+                 f"{c.get('img_per_cpu_s', float('nan')):10.1f} {c['peak_rss_mb']:13.0f}")
   refs = sorted({k.split("/")[1] for k in r["ratios"]}, key=list(r["contestants"]).index)
-  if refs:
-    lines.append(f"{'ratio (row img/s / column img/s)':<48} " + " ".join(f"{x:>13}" for x in refs))
-    for name in r["contestants"]:
-      if f"{name}/{refs[0]}" in r["ratios"]:
-        lines.append(f"{name:<48} " + " ".join(f"{r['ratios'][f'{name}/{x}']:12.2f}x"
-                                              for x in refs))
+  for key, what in (("ratios", "img/s"), ("cpu_ratios", "img/CPU-s")):
+    if refs and r.get(key):
+      lines.append(f"{f'ratio of {what} (row / column)':<48} " + " ".join(f"{x:>13}" for x in refs))
+      for name in r["contestants"]:
+        if f"{name}/{refs[0]}" in r[key]:
+          lines.append(f"{name:<48} " + " ".join(f"{r[key][f'{name}/{x}']:12.2f}x" for x in refs))
   if "data_wait_share" in r:
     lines.append(f"share of step time spent on data (1 - ours/ours_cached): "
                  f"{r['data_wait_share']:.1%}")
@@ -447,14 +550,28 @@ def format_result(r: dict) -> str:
     d = r["dataset_copies"]
     lines.append(f"in-memory training set of {d['dataset_mb']:.0f} MiB: {d['resident_copies']:.2f} "
                  f"copies resident after 8 batches (peak while loading: {d['peak_copies']:.2f})")
+  if r.get("load_average_after"):
+    lines.append("load average (1/5/15 min) after the timed runs: "
+                 + "/".join(f"{x:.2f}" for x in r["load_average_after"]))
+  lines += format_kernels(r.get("kernels") or {})
   lines += [f"note: {n}" for n in r["notes"]]
   return "\n".join(lines)
 
 
-def parse_settings(text: str) -> dict:
-  """'mixed_precision=bf16,steps_per_execution=4' -> speed-settings kwargs (ints converted)."""
+def parse_settings(text: str):
+  """'mixed_precision=bf16,env.ONEDNN_VERBOSE=0' -> (speed-settings kwargs (ints converted),
+  {environment variable: value}) of one --compare variant."""
+  env, rest = {}, []
+  for item in filter(None, (t.strip() for t in text.split(","))):
+    if item.startswith("env."):
+      name, sep, value = item[len("env."):].partition("=")
+      if not sep or not name:
+        raise app.UsageError(f"--compare: {item!r} must be env.NAME=VALUE")
+      env[name] = value
+    else:
+      rest.append(item)
   try:
-    return config_lib.parse_speed_settings(text)
+    return config_lib.parse_speed_settings(",".join(rest)), env
   except config_lib.UsageError as e:
     raise app.UsageError(f"--compare: {e}") from None
 
@@ -470,13 +587,14 @@ def config_from_flags() -> dict:
              steps=_STEPS.value, repeats=_REPEATS.value, examples=_EXAMPLES.value,
              memory_examples=_MEMORY_EXAMPLES.value, strategy=_STRATEGY.value,
              compare=list(_COMPARE.value), contestants=list(_CONTESTANTS.value), speed=speed,
-             pause_s=_PAUSE.value, warmup_steps=0)
+             pause_s=_PAUSE.value, warmup_steps=0,
+             kernel_steps=_KERNEL_STEPS.value if _KERNELS.value else 0)
   if _QUICK.value:
     cfg.update(width_multiplier=0.0625 if _WIDTH.value == 1.0 else _WIDTH.value, batch_size=8,
-               steps=3, repeats=2, examples=64, pause_s=0.0,
+               steps=3, repeats=2, examples=64, pause_s=0.0, kernel_steps=min(2, cfg["kernel_steps"]),
                memory_examples=min(8192, _MEMORY_EXAMPLES.value))
   cfg["warmup_steps"] = max(2, cfg["steps"] // 4)
-  for settings in [speed] + [{**speed, **parse_settings(t)} for t in cfg["compare"]]:
+  for settings in [speed] + [{**speed, **parse_settings(t)[0]} for t in cfg["compare"]]:
     try:
       config_lib.check_speed_settings(types.SimpleNamespace(**settings))
     except config_lib.UsageError as e:

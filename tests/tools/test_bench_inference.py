@@ -20,12 +20,24 @@ def _check_row(row, stdout):
 
 def test_quick_output_is_well_formed(tmp_path):
   # The Keras format is timed by test_times_two_exported_savedmodels (its export is slow to write).
-  stdout, r = run_tool("bench_inference.py", ["--formats=serving"], tmp_path)
+  stdout, r = run_tool("bench_inference.py", ["--formats=serving", "--round_to=1,8"], tmp_path)
   labels = [(row["label"], row["format"]) for row in r["rows"]]
-  assert labels == [(arch, "serving") for arch in ("VGG-16-A (L1-norm)", "ResNet-56-B (L1-norm)",
-                                                   "VGG-19 70% (Network Slimming)")]
+  archs = ("VGG-16-A (L1-norm)", "ResNet-56-B (L1-norm)", "VGG-19 70% (Network Slimming)")
+  assert labels == [(label, "serving") for arch in archs
+                    for label in (arch, f"{arch}, round_to=8")]
   for row in r["rows"]:
     _check_row(row, stdout)
+  assert stdout.splitlines()[0].startswith("machine: ") and r["machine"]["cores"] > 0
+  # round_to=8: every kept width of a layer wider than 8 is a multiple of 8, stated in the plan
+  for plain, rounded in zip(r["rows"][::2], r["rows"][1::2]):
+    assert plain["round_to"] == 1 and rounded["round_to"] == 8
+    assert rounded["plan_variant"].endswith(",round_to=8")
+    assert rounded["full_widths"] == plain["full_widths"]
+    for full, kept in zip(rounded["full_widths"], rounded["pruned_widths"]):
+      assert kept % 8 == 0 or full <= 8, (rounded["label"], full, kept)
+    if any(k % 8 and f > 8 for f, k in zip(plain["full_widths"], plain["pruned_widths"])):
+      assert rounded["pruned_widths"] != plain["pruned_widths"], rounded["label"]
+  r["rows"] = r["rows"][::2]
   assert (r["threads_batch1"], r["threads_batch"]) == (1, 0)
   assert "intra-op threads: batch 1 1, batch 8 one per core" in stdout
   assert "target: speedup >= 0.8 x FLOPs ratio" in stdout
@@ -63,6 +75,14 @@ def test_bad_formats_is_one_line_exit_2():
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
       "bench_inference.py: error: --formats takes one or both of serving, keras")
+
+
+def test_bad_round_to_is_one_line_exit_2():
+  proc = subprocess.run([sys.executable, f"{ROOT}/tools/bench_inference.py", "--round_to=1,0"],
+                        capture_output=True, text=True, timeout=120, check=False)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "bench_inference.py: error: --round_to=1,0 takes positive integers, e.g. 1,8,16")
 
 
 def test_bad_savedmodels_is_one_line_exit_2(tmp_path):

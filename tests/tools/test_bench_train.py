@@ -20,7 +20,8 @@ def run_tool(script, args, tmp_path):
 
 
 def test_quick_vgg_output_is_well_formed(tmp_path):
-  stdout, r = run_tool("bench_train.py", ["--compare=steps_per_execution=2"], tmp_path)
+  stdout, r = run_tool("bench_train.py", ["--compare=steps_per_execution=2", "--nokernels"],
+                       tmp_path)
   names = list(r["contestants"])
   assert names[:3] == ["ours", "ours_cached", "ours[steps_per_execution=2]"]
   assert "keras_fit" in names
@@ -46,9 +47,50 @@ def test_quick_vgg_output_is_well_formed(tmp_path):
   assert "copies resident after 8 batches" in stdout
 
 
+def _check_kernels(r, stdout, names):
+  from tf_rethink.util import machine
+  assert r["machine"]["isa"] == machine.isa() and r["machine"]["cpu"] == machine.cpu_model()
+  assert stdout.splitlines()[0] == machine.format_machine(r["machine"])
+  assert list(r["kernels"]) == names
+  for name, k in r["kernels"].items():
+    assert k["onednn"].startswith("v3.") and k["steps"] == 2
+    passes = {key for key in k["ops"] if key.startswith("convolution ")}
+    assert {"convolution forward_training", "convolution backward_data",
+            "convolution backward_weights"} <= passes, name
+    for key in passes:
+      op = k["ops"][key]
+      assert op["calls"] > 0 and op["ms_per_step"] == pytest.approx(op["ms"] / 2, abs=1e-3)
+      assert op["amx"] in (True, False, "partly")
+    assert f"oneDNN kernels of {name} (oneDNN v3." in stdout
+  # float32 without ONEDNN_DEFAULT_FPMATH_MODE: AMX has no float32 arithmetic, no conv runs on it
+  assert not any(op["amx"] for key, op in r["kernels"]["ours"]["ops"].items()
+                 if key.startswith("convolution "))
+
+
+def test_quick_machine_and_kernels(tmp_path):
+  """The machine line and the oneDNN-verbose probe: which kernels ran, per pass."""
+  stdout, r = run_tool("bench_train.py", ["--model=resnet20", "--contestants=ours",
+                                          "--memory_examples=0", "--mixed_precision=off"],
+                       tmp_path)
+  _check_kernels(r, stdout, ["ours"])
+
+
+@pytest.mark.slow
+def test_quick_kernels_of_an_env_variant_and_torch(tmp_path):
+  stdout, r = run_tool("bench_train.py", ["--model=resnet20", "--contestants=ours,torch_cl_bf16",
+                                          "--memory_examples=0", "--mixed_precision=off",
+                                          "--compare=env.ONEDNN_DEFAULT_FPMATH_MODE=BF16"],
+                       tmp_path)
+  from tf_rethink.util import machine
+  torch = ["torch_cl_bf16"] if "torch_cl_bf16" in r["contestants"] else []
+  _check_kernels(r, stdout, ["ours", "ours[env.ONEDNN_DEFAULT_FPMATH_MODE=BF16]"] + torch)
+  if torch and machine.isa()["amx_bf16"]:  # PyTorch's bf16 autocast runs its convs on AMX
+    assert r["kernels"]["torch_cl_bf16"]["ops"]["convolution backward_weights"]["amx"] is True
+
+
 def test_quick_resnet_without_torch_column(tmp_path):
   _, r = run_tool("bench_train.py", ["--model=resnet20", "--contestants=ours,keras_fit",
-                                     "--mixed_precision=bf16",
+                                     "--mixed_precision=bf16", "--nokernels",
                                      "--compare=intra_op_threads=1,inter_op_threads=1"], tmp_path)
   assert list(r["contestants"]) == ["ours", "ours[intra_op_threads=1,inter_op_threads=1]",
                                     "keras_fit"]
@@ -59,7 +101,7 @@ def test_quick_resnet_without_torch_column(tmp_path):
   assert r["speed"]["mixed_precision"] == "bf16"
   assert set(r["ratios"]) == {"ours/keras_fit", "ours[intra_op_threads=1,inter_op_threads=1]/keras_fit"}
   assert r["dataset_copies"]["dataset_mb"] > 0
-  assert "data_wait_share" not in r
+  assert "data_wait_share" not in r and r["kernels"] == {}
 
 
 def test_bad_compare_item_is_a_usage_error(tmp_path):

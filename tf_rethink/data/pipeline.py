@@ -187,6 +187,23 @@ def _epochs_from_arrays(images, labels, info, first_epoch: int, num_epochs: int,
   return ds.prefetch(AUTOTUNE).with_options(options)
 
 
+def from_encoded(encoded, labels, name: str = "imagenet2012", *, batch_size: int, seed: int,
+                 train: bool = True, repeat: bool = False,
+                 drop_remainder: bool = False) -> tf.data.Dataset:
+  """The pipeline of `pipeline` over in-memory encoded JPEG strings [N] and int labels [N] of an
+  ImageNet-family dataset `name`: shuffle, per example `decode_and_crop_jpeg` RandomResizedCrop +
+  flip (train) or decode + resize + centre crop (eval), normalize, batch, prefetch; `repeat`
+  loops forever. What `tools/bench_input.py` times on JPEGs made at run time."""
+  info = datasets.info(name)
+  _check_batch_size(batch_size)
+  if info.family != "imagenet":
+    raise errors.UsageError(f"from_encoded decodes JPEGs of an ImageNet-family dataset; {name} "
+                            "holds fixed-size arrays (use from_arrays)")
+  ds = tf.data.Dataset.from_tensor_slices((encoded, labels))
+  return _batched(ds, info, batch_size=batch_size, seed=seed, train=train, encoded=True,
+                  options=_options(), n=len(labels), repeat=repeat, drop_remainder=drop_remainder)
+
+
 def _batched(ds, info, *, batch_size, seed, train, encoded, options, n, repeat=False,
              drop_remainder=False, augment="paper"):
   """Shuffle (train; the whole split of `n` examples unless the dataset sets a window), seeded
