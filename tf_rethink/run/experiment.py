@@ -9,6 +9,11 @@ Workdir layout (every file written atomically, every stage reused when the comma
   results.json             one record per regime
   export/<regime>/         SavedModel of the physically smaller model, verified on reload
   summary.json             (--dry_run) params/FLOPs of both architectures and the Scratch-B epochs
+
+Under `--strategy=multi_worker` every worker runs this same code on the same (shared) workdir; the
+chief alone writes config.json, results.json, plan.json, TensorBoard and the exports
+(`strategy.is_chief`), and the plan reaches the other workers by a collective broadcast
+(`strategy.broadcast_text`), so every worker trains the chief's architecture.
 """
 import os
 from typing import Optional
@@ -27,6 +32,7 @@ from tf_rethink.models import MODELS
 from tf_rethink.pruning.methods import METHODS
 from tf_rethink.pruning.plan import Plan
 from tf_rethink.train import regimes as regimes_lib
+from tf_rethink.train import strategy as strategy_lib
 from tf_rethink.train.strategy import make_strategy
 
 _CAP_BY_FAMILY = {"imagenet": 2.0}
@@ -75,8 +81,9 @@ def make_context(config: Config, pruner, *, plan=None) -> "regimes_lib.Context":
 def record_regime(ctx, name: str, result, sparse: bool, **hparams) -> dict:
   """The results.json record of a finished regime; logs its TensorBoard HParams session."""
   record = results_lib.record(name, result, _counts(result.model, sparse))
-  hparams_lib.log_run(ctx.run_dir(name), hparams_lib.config_hparams(
-      ctx.config, name, result.epochs, **hparams), record)
+  if strategy_lib.is_chief(ctx.strategy):
+    hparams_lib.log_run(ctx.run_dir(name), hparams_lib.config_hparams(
+        ctx.config, name, result.epochs, **hparams), record)
   return record
 
 
@@ -89,10 +96,10 @@ def run(config: Config, flags_text: str = "") -> dict:
   pruner = make_pruner(config)
   if config.dry_run:
     return _dry_run(config, pruner, build_full_fn(config), scratch_b_cap(config))
-  _claim_workdir(config, flags_text)
-
   keras.utils.set_random_seed(config.seed)
   ctx = make_context(config, pruner)
+  chief = strategy_lib.is_chief(ctx.strategy)
+  _claim_workdir(config, flags_text, write=chief)
   records = _load_records(config.workdir)
   final_model = None
   for name, regime in zip(config.regimes, regimes):
@@ -103,56 +110,68 @@ def run(config: Config, flags_text: str = "") -> dict:
     if name == "baseline":
       ctx.baseline_weights = os.path.join(ctx.run_dir("baseline"), "final.weights.h5")
     records[name] = record_regime(ctx, name, result, ctx.sparse and name != "baseline")
-    fs.write_json(os.path.join(config.workdir, "results.json"), records)
+    if chief:
+      fs.write_json(os.path.join(config.workdir, "results.json"), records)
     final_model = result.model
-  print(results_lib.table(records))
-  if config.export and final_model is not None:
-    _export(config, ctx, final_model)
+  if chief:
+    print(results_lib.table(records))
+  if config.export and final_model is not None:   # every worker (collective reads), chief keeps
+    with strategy_lib.chief_or_temp(ctx.strategy, config.workdir) as workdir:
+      _export(config, ctx, final_model, workdir, report=chief)
   return records
 
 
-def _export(config: Config, ctx, model) -> None:
+def _export(config: Config, ctx, model, workdir: str, report: bool = True) -> None:
   """Exports the large and the final pruned model, each as a verified trainable Keras SavedModel
   (`export/<name>`) and as a verified inference SavedModel (`export/serving/<name>`: BN folded,
-  frozen; `export.export_serving`); prints the sizes."""
+  frozen; `export.export_serving`) under `workdir`; prints the sizes when `report`."""
   sample = next(iter(ctx.test_ds))[0][:8]
   full = ctx.build_full()
   full.load_weights(ctx.baseline_weights)
   sizes, gzipped, serving = {}, {}, {}
   with progress.progress("exporting SavedModels", total=4, unit="models",
-                         verbose=config.verbose) as bar:
+                         verbose=config.verbose if report else 0) as bar:
     for name, m in (("baseline", full), (config.regimes[-1], ctx.plan.export_model(model))):
-      path = os.path.join(config.workdir, "export", name)
+      path = os.path.join(workdir, "export", name)
       sizes[name] = export_lib.export_and_verify(m, path, sample)["bytes"]
       gzipped[name] = export_lib.gzip_size(path)
       bar.update(1)
       serving[name] = export_lib.export_serving(
-          m, os.path.join(config.workdir, "export", "serving", name), sample)["bytes"]
+          m, os.path.join(workdir, "export", "serving", name), sample)["bytes"]
       bar.update(1)
   name = config.regimes[-1]
-  print(f"exported SavedModels to {os.path.join(config.workdir, 'export')} (reloaded and verified): "
-        f"baseline {sizes['baseline']:,} bytes, {name} {sizes[name]:,} bytes "
-        f"({sizes['baseline'] / sizes[name]:.2f}x smaller); gzipped {gzipped['baseline']:,} vs "
-        f"{gzipped[name]:,} bytes ({gzipped['baseline'] / gzipped[name]:.2f}x smaller); "
-        f"inference-only (BN folded, frozen) in export/serving: {serving['baseline']:,} vs "
-        f"{serving[name]:,} bytes")
-  fs.write_json(os.path.join(config.workdir, "export", "sizes.json"),
+  if report:
+    print(f"exported SavedModels to {os.path.join(workdir, 'export')} (reloaded and verified): "
+          f"baseline {sizes['baseline']:,} bytes, {name} {sizes[name]:,} bytes "
+          f"({sizes['baseline'] / sizes[name]:.2f}x smaller); gzipped {gzipped['baseline']:,} vs "
+          f"{gzipped[name]:,} bytes ({gzipped['baseline'] / gzipped[name]:.2f}x smaller); "
+          f"inference-only (BN folded, frozen) in export/serving: {serving['baseline']:,} vs "
+          f"{serving[name]:,} bytes")
+  fs.write_json(os.path.join(workdir, "export", "sizes.json"),
                       {"bytes": sizes, "gzip_bytes": gzipped, "serving_bytes": serving})
 
 
 def _prune(ctx, config: Config, baseline_record: dict) -> None:
-  """Selects the pruned architecture once per workdir (plan.json) and records both FLOPs."""
+  """Selects the pruned architecture once per workdir (plan.json) and records both FLOPs.
+
+  Several workers: the chief selects (on the whole unsharded training pipeline, as one machine
+  would) and writes plan.json; the others receive the plan's JSON from it (`broadcast_text`)."""
   path = os.path.join(config.workdir, "plan.json")
-  if os.path.exists(path):
-    ctx.plan = Plan.load(path)
-  else:
+  chief = strategy_lib.is_chief(ctx.strategy)
+  text = None
+  if chief and os.path.exists(path):
+    text = Plan.load(path).to_json()
+  elif chief:
     trained = ctx.pruner.prepare(ctx.build_full())  # e.g. with the method's gates
     trained.load_weights(ctx.baseline_weights)
     # Data-driven selection samples the paper's training distribution, whatever --augment is.
     data = ctx.train_ds if config.augment == "paper" else _pipeline(config, "train", "paper")
-    ctx.plan = ctx.pruner.select(trained, data, model_name=config.model)
-    ctx.plan.save(path)
-  print(ctx.plan.summary())
+    plan = ctx.pruner.select(trained, data, model_name=config.model)
+    plan.save(path)
+    text = plan.to_json()
+  ctx.plan = Plan.from_json(strategy_lib.broadcast_text(ctx.strategy, text), source=path)
+  if chief:
+    print(ctx.plan.summary())
   ctx.flops_full = baseline_record["flops"]
   ctx.flops_pruned = _counts(ctx.plan.build_fresh(ctx.build_full), ctx.plan.sparse).flops
 
@@ -197,8 +216,9 @@ def _pipeline(config: Config, split: str, augment: Optional[str] = None):
                            augment=augment or config.augment)
 
 
-def _claim_workdir(config: Config, flags_text: str) -> None:
-  """Refuses a workdir that holds a different experiment; records this one's settings."""
+def _claim_workdir(config: Config, flags_text: str, write: bool = True) -> None:
+  """Refuses a workdir that holds a different experiment; records this one's settings (`write`:
+  the chief)."""
   path = os.path.join(config.workdir, "config.json")
   if os.path.exists(path):
     try:
@@ -212,6 +232,8 @@ def _claim_workdir(config: Config, flags_text: str) -> None:
       diff = ", ".join(f"{k}={previous.get(k)!r} (now {mine[k]!r})" for k in differing)
       raise UsageError(f"--workdir={config.workdir} holds a different experiment ({diff}); "
                        "pass a new --workdir or delete that one")
+  if not write:
+    return
   fs.write_text(path, config.to_json() + "\n")
   if flags_text:
     fs.write_text(os.path.join(config.workdir, "flags.cfg"), flags_text)

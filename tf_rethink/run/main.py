@@ -64,7 +64,10 @@ flags.DEFINE_integer("limit_test", _D.limit_test, "Use only the first N test ima
 flags.DEFINE_string("data_dir", _D.data_dir, "tensorflow-datasets data directory (prepared data).")
 flags.DEFINE_string("idx_dir", _D.idx_dir, "Directory with the Fashion-MNIST IDX .gz files.")
 flags.DEFINE_string("workdir", _D.workdir, "Where the runs, plan, results and exports go.")
-flags.DEFINE_string("strategy", _D.strategy, "mirrored, one_device or multi_worker (TF_CONFIG).")
+flags.DEFINE_string("strategy", _D.strategy, "mirrored, one_device or multi_worker (TF_CONFIG; "
+                    "docs/multi_worker.md).")
+flags.DEFINE_float("worker_timeout", _D.worker_timeout, "multi_worker: seconds to wait at start "
+                   "for every task of the cluster before failing with the missing ones named.")
 flags.DEFINE_bool("dry_run", _D.dry_run, "Build both architectures, print params/FLOPs and the "
                   "Scratch-B epochs, write workdir/summary.json; no data, no training.")
 flags.DEFINE_integer("verbose", _D.verbose, "Training output: 0 silent, 1 progress bar, 2 one "
@@ -123,7 +126,15 @@ def entry(body: Callable[[Config], object]) -> Callable[[list], None]:
     try:
       config = config_from_flags()
       from tf_rethink.train import speed  # thread pools: before anything runs on TensorFlow
-      speed.set_threads(speed.from_config(config), restart=True)
+      from tf_rethink.train import strategy
+      settings = speed.from_config(config)
+      # multi_worker configures collective ops as the runtime starts: made here, first thing
+      # (make_strategy returns this object to the experiment); the others are made on demand.
+      if config.strategy == "multi_worker" and not config.dry_run:
+        strategy.start(config.strategy, worker_timeout=config.worker_timeout,
+                       before=lambda: speed.set_threads(settings))
+      else:
+        speed.set_threads(settings, restart=True)
       body(config)
     except UsageError as e:
       fail(str(e))

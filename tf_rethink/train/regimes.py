@@ -22,6 +22,7 @@ from typing import Callable, Optional, Tuple
 
 from tf_rethink import flops
 from tf_rethink.train import speed
+from tf_rethink.train import strategy
 from tf_rethink.util import fs
 from tf_rethink.train import trainer
 from tf_rethink.train.registry import REGIMES
@@ -118,8 +119,8 @@ def baseline(ctx: Context):
   def build():
     model = ctx.pruner.prepare(ctx.build_full())  # theta_0 of the model that trains
     path = ctx.init_weights()
-    if ctx.strategy.extended.should_checkpoint and not os.path.exists(path):
-      with fs.atomic_path(path) as tmp:
+    if not os.path.exists(path):   # every worker saves (multi_worker), the chief keeps it
+      with strategy.written_by_chief(ctx.strategy, path) as tmp:
         model.save_weights(tmp)
     return model
   return ctx.fit("baseline", build, ctx.scheduled_spec(ctx.config.epochs),
