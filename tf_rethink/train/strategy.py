@@ -10,9 +10,9 @@ Several machines (`multi_worker`, TensorFlow's own `MultiWorkerMirroredStrategy`
 TF_CONFIG; docs/multi_worker.md):
   * The strategy must be made before anything runs on TensorFlow (collective ops are configured
     when the runtime starts): a command calls `start` first thing (run/main.py's `entry`).
-  * `start` waits for every task of the cluster with a deadline (`worker_timeout`): a task that
-    never comes up ends every other worker with one line naming it (exit status 2), instead of
-    the runtime's wait of up to an hour.
+  * `start` waits for every task of the cluster with a deadline (`worker_timeout`,
+    `util.rendezvous`): a task that never comes up ends every other worker with one line naming
+    it (exit status 2), instead of the runtime's uninterruptible wait of up to an hour.
   * The chief (`is_chief`: task type "chief", or worker 0 when the cluster has no chief) alone
     writes results, plans, exports, TensorBoard and final weights; the others write their
     temporary checkpoints to per-worker directories that Keras deletes (BackupAndRestore).
@@ -27,16 +27,14 @@ TF_CONFIG; docs/multi_worker.md):
 import contextlib
 import json
 import os
-import socket
-import sys
 import tempfile
-import threading
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import tf_rethink  # noqa: F401
 import tensorflow as tf
 
 from tf_rethink.util import fs
+from tf_rethink.util import rendezvous
 from tf_rethink.util.errors import UsageError
 
 STRATEGIES = ("mirrored", "one_device", "multi_worker")
@@ -119,7 +117,7 @@ def tf_config() -> dict:
     raise UsageError(f"TF_CONFIG has no \"cluster\" mapping of jobs to addresses{hint}")
   for job, addresses in cluster.items():
     if (not isinstance(addresses, list) or not addresses or
-        not all(isinstance(a, str) and _split_address(a) for a in addresses)):
+        not all(isinstance(a, str) and rendezvous.split_address(a) for a in addresses)):
       raise UsageError(f"TF_CONFIG cluster job {job!r} must be a non-empty list of "
                        f"\"host:port\" strings, not {addresses!r}{hint}")
   if not ({"worker", "chief"} & set(cluster)):
@@ -190,75 +188,32 @@ def start(name: str, *, worker_timeout: float = 120.0,
           before: Optional[callable] = None) -> tf.distribute.Strategy:
   """Makes the strategy `name` at program start (call before any tensor, model or dataset).
 
-  For "multi_worker" a runtime started only to list devices (run/main.py does that while
-  importing) is reset first, `before()` then runs (e.g. thread settings), the strategy is made and
-  a barrier (an all-reduce over the workers) waits for every task. If the barrier is not passed
-  within `worker_timeout` seconds, the tasks whose address does not accept connections are
-  named in one line on stderr and the process exits with status 2 (the blocked runtime cannot
-  be interrupted otherwise). Other strategies are made as `make_strategy` does.
+  For "multi_worker": the workers first meet with a deadline (`util.rendezvous.meet`: a task that
+  never comes up is named in a one-line UsageError after `worker_timeout` seconds; TensorFlow's
+  own wait cannot be interrupted), a runtime started only to list devices (run/main.py does that
+  while importing) is reset, `before()` runs (e.g. thread settings), the strategy is made and an
+  all-reduce over the workers checks that every replica takes part. Other strategies are made as
+  `make_strategy` does, after `before()`.
   """
   if name != "multi_worker":
     if before is not None:
       before()
     return make_strategy(name)
   cfg = tf_config()
-  from tensorflow.python.eager import context  # pylint: disable=import-outside-toplevel
-  if ("multi_worker", None) not in _CACHE and context.context()._initialized:  # pylint: disable=protected-access
-    context._reset_context()  # pylint: disable=protected-access
+  if ("multi_worker", None) not in _CACHE:
+    rendezvous.meet(cfg["cluster"], f"{cfg['task']['type']}:{cfg['task']['index']}",
+                    worker_timeout)
+    from tensorflow.python.eager import context  # pylint: disable=import-outside-toplevel
+    if context.context()._initialized:  # pylint: disable=protected-access
+      context._reset_context()  # pylint: disable=protected-access
   if before is not None:
     before()
-  done = threading.Event()
-  watchdog = threading.Thread(target=_watch_startup, args=(cfg, worker_timeout, done), daemon=True)
-  watchdog.start()
-  try:
-    strategy = make_strategy("multi_worker")
-    up = strategy.reduce("SUM", strategy.run(lambda: tf.constant(1, tf.int32)), axis=None)
-    if int(up) != strategy.num_replicas_in_sync:
-      raise UsageError(f"the startup barrier counted {int(up)} replicas, expected "
-                       f"{strategy.num_replicas_in_sync}")
-  finally:
-    done.set()
+  strategy = make_strategy("multi_worker")
+  up = strategy.reduce("SUM", strategy.run(lambda: tf.constant(1, tf.int32)), axis=None)
+  if int(up) != strategy.num_replicas_in_sync:
+    raise UsageError(f"the startup all-reduce counted {int(up)} replicas, expected "
+                     f"{strategy.num_replicas_in_sync}")
   return strategy
-
-
-def _split_address(address: str) -> Optional[Tuple[str, int]]:
-  host, sep, port = address.rpartition(":")
-  if not sep or not host or not port.isdigit():
-    return None
-  return host.strip("[]"), int(port)
-
-
-def unreachable_tasks(cfg: dict, timeout: float = 1.0) -> List[str]:
-  """The tasks of TF_CONFIG `cfg` (other than this one) whose address refuses connections, as
-  "job:index (host:port)"."""
-  me = (cfg["task"]["type"], cfg["task"]["index"])
-  missing = []
-  for job, addresses in cfg["cluster"].items():
-    for index, address in enumerate(addresses):
-      if (job, index) == me:
-        continue
-      try:
-        socket.create_connection(_split_address(address), timeout=timeout).close()
-      except OSError:
-        missing.append(f"{job}:{index} ({address})")
-  return missing
-
-
-def _watch_startup(cfg: dict, timeout: float, done: threading.Event) -> None:
-  """Ends the process in one line if the cluster is not up after `timeout` seconds."""
-  if done.wait(timeout):
-    return
-  missing = unreachable_tasks(cfg)
-  me = f"{cfg['task']['type']}:{cfg['task']['index']}"
-  if missing:
-    what = (f"task {', '.join(missing)} did not come up within {timeout:g} s; start it with the "
-            "same command and its own TF_CONFIG task, or raise --worker_timeout")
-  else:
-    what = (f"the cluster did not finish starting within {timeout:g} s although every task "
-            "accepts connections (a task started with another TF_CONFIG cluster?)")
-  sys.stdout.flush()
-  print(f"error: {me}: {what}", file=sys.stderr, flush=True)
-  os._exit(2)  # pylint: disable=protected-access
 
 
 def broadcast_text(strategy: tf.distribute.Strategy, text: Optional[str]) -> str:
