@@ -135,3 +135,30 @@ def _epochs_done(history_path):
       return len(json.load(f))
   except (OSError, ValueError):
     return 0
+
+
+@pytest.mark.slow
+def test_survivor_of_a_killed_worker_fails_in_one_line(tmp_path):
+  """No launcher (as on a cluster): worker 1 of `tf_rethink.main` is killed; worker 0 notices the
+  missing heartbeats and ends with one line saying to relaunch, exit status 1 (TensorFlow's C++
+  runtime logs its own error lines before it: they do not go through Python's logging)."""
+  ports = local_cluster.free_ports(2)
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "tf_rethink.main", "--flagfile=flags/common/smoke.cfg",
+       "--regime=baseline", "--epochs=30", "--strategy=multi_worker", "--intra_op_threads=1",
+       "--inter_op_threads=1", f"--workdir={tmp_path}", "--export=false"], cwd=ROOT,
+      env=dict(_env(), TF_CONFIG=local_cluster.tf_config(ports, i)), stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True) for i in range(2)]
+  deadline = time.time() + 300
+  while _epochs_done(tmp_path / "baseline" / "history.json") < 1:
+    assert time.time() < deadline and all(p.poll() is None for p in procs)
+    time.sleep(0.2)
+  procs[1].kill()
+  procs[1].wait()
+  start = time.time()
+  _, err = procs[0].communicate(timeout=300)
+  ours = [line for line in err.splitlines() if line.startswith("error: ")]
+  assert procs[0].returncode == 1 and len(ours) == 1, err[-3000:]
+  assert ours[0].startswith("error: a worker of the cluster stopped (") and "relaunch" in ours[0]
+  assert err.strip().splitlines()[-1] == ours[0] and "Traceback" not in err
+  assert time.time() - start < 120

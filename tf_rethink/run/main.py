@@ -9,6 +9,7 @@ the flagfiles under flags/ set the paper's full-scale settings. A mistake in the
 line that says how to fix it and exits with status 2.
 """
 import os
+import sys
 from typing import Callable
 
 # A program of its own: tf.keras is tf_keras here (TF-MOT, the regimes), before TensorFlow loads.
@@ -115,12 +116,14 @@ def config_from_flags() -> Config:
 
 def entry(body: Callable[[Config], object]) -> Callable[[list], None]:
   """An absl main for a command taking these flags: builds the Config, applies the thread
-  settings, then calls `body(config)`; a UsageError anywhere is one line and exit status 2."""
+  settings (and makes a multi_worker strategy), then calls `body(config)`; a UsageError anywhere
+  is one line and exit status 2; a lost multi_worker peer one line and status 1."""
   def main(argv):
     # Keras's informational warnings (e.g. about optimizer slots when reloading a finished run)
     # are noise to users here; errors still show. Our own progress goes to stdout.
     logging.set_verbosity(logging.ERROR)
-    quiet.import_tensorflow().get_logger().setLevel("ERROR")
+    tf = quiet.import_tensorflow()
+    tf.get_logger().setLevel("ERROR")
     if len(argv) > 1:
       fail(f"unexpected arguments {argv[1:]}; every setting is a --flag")
     try:
@@ -135,10 +138,26 @@ def entry(body: Callable[[Config], object]) -> Callable[[list], None]:
                        before=lambda: speed.set_threads(settings))
       else:
         speed.set_threads(settings, restart=True)
-      body(config)
+      try:
+        body(config)
+      except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:
+        if config.strategy != "multi_worker":
+          raise
+        _peer_lost(e)
     except UsageError as e:
       fail(str(e))
   return main
+
+
+def _peer_lost(error) -> None:
+  """A worker of the cluster stopped (TensorFlow aborts the collectives of the others when its
+  heartbeats stop): one line and exit status 1; the job resumes when every worker is relaunched."""
+  why = " ".join(str(getattr(error, "message", error)).split())
+  start = why.find("Collective ops is aborted by:")
+  why = why[start if start >= 0 else 0:][:240]
+  print(f"error: a worker of the cluster stopped ({type(error).__name__}: {why}); relaunch every "
+        "worker with the same command to resume from the last epoch checkpoint", file=sys.stderr)
+  sys.exit(1)
 
 
 def _experiment(config: Config) -> None:
