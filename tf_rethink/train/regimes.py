@@ -102,7 +102,14 @@ class Context:
 
   def pruned_callbacks(self, name: str):
     """The plan's callbacks for training a pruned model (e.g. TF-MOT's mask steps)."""
-    return self.plan.callbacks(os.path.join(self.run_dir(name), "tb", "pruning"))
+    return self.plan.callbacks(self.pruning_log_dir(name))
+
+  def pruning_log_dir(self, name: str) -> Optional[str]:
+    """TensorBoard directory of the pruning callbacks; None (no summaries) on a worker that is
+    not the chief (`strategy.is_chief`)."""
+    if not strategy.is_chief(self.strategy):
+      return None
+    return os.path.join(self.run_dir(name), "tb", "pruning")
 
   def init_weights(self) -> str:
     """Where the baseline's initial weights (theta_0, for the lottery regime) are saved."""
@@ -124,8 +131,7 @@ def baseline(ctx: Context):
         model.save_weights(tmp)
     return model
   return ctx.fit("baseline", build, ctx.scheduled_spec(ctx.config.epochs),
-                 extra_callbacks=ctx.pruner.callbacks(
-                     log_dir=os.path.join(ctx.run_dir("baseline"), "tb", "pruning")))
+                 extra_callbacks=ctx.pruner.callbacks(log_dir=ctx.pruning_log_dir("baseline")))
 
 
 @REGIMES.register("finetune")
