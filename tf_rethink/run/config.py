@@ -16,8 +16,8 @@ from tf_rethink.util.errors import UsageError
 SPEED_FIELDS = ("steps_per_execution", "mixed_precision", "jit_compile", "intra_op_threads",
                 "inter_op_threads")
 # Fields that do not change what is trained (which regimes to run, where, how verbosely).
-_RUN_ONLY_FIELDS = ("regime", "workdir", "strategy", "dry_run", "verbose", "export",
-                    "seeds") + SPEED_FIELDS
+_RUN_ONLY_FIELDS = ("regime", "workdir", "strategy", "worker_timeout", "dry_run", "verbose",
+                    "export", "seeds") + SPEED_FIELDS
 # Per-dataset defaults for settings left unset: the paper's protocol on the full datasets (spec 3.1,
 # 3.2), a CPU-scale run of a few minutes on the shipped subset and on full Fashion-MNIST.
 PROTOCOL_DEFAULTS = {
@@ -66,6 +66,7 @@ class Config:
   idx_dir: Optional[str] = None
   workdir: str = "/tmp/tf_rethink"
   strategy: str = "mirrored"
+  worker_timeout: float = 120.0   # multi_worker: seconds to wait for every task at start
   dry_run: bool = False
   verbose: Optional[int] = None   # None: a progress bar on a terminal, one line per epoch otherwise
   export: bool = True
@@ -89,6 +90,7 @@ class Config:
     if isinstance(self.workdir, str):
       object.__setattr__(self, "workdir", os.path.expanduser(self.workdir))
     validate.check_fields(self)   # numbers finite and in range, workdir, method options
+    _check(self.worker_timeout > 0, f"--worker_timeout={self.worker_timeout} must be positive")
     progress.check_verbose(self.verbose)
     check_speed_settings(self)
     self.seed_list  # pylint: disable=pointless-statement  (validates --seeds)

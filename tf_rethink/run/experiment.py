@@ -9,7 +9,13 @@ Workdir layout (every file written atomically, every stage reused when the comma
   results.json             one record per regime
   export/<regime>/         SavedModel of the physically smaller model, verified on reload
   summary.json             (--dry_run) params/FLOPs of both architectures and the Scratch-B epochs
+
+Under `--strategy=multi_worker` every worker runs this same code on the same (shared) workdir; the
+chief alone writes config.json, results.json, plan.json, TensorBoard and the exports
+(`strategy.is_chief`), and the plan reaches the other workers by a collective broadcast
+(`strategy.broadcast_text`), so every worker trains the chief's architecture.
 """
+import contextlib
 import os
 from typing import Optional
 
@@ -30,6 +36,7 @@ from tf_rethink.models import MODELS
 from tf_rethink.pruning.methods import METHODS
 from tf_rethink.pruning.plan import Plan
 from tf_rethink.train import regimes as regimes_lib
+from tf_rethink.train import strategy as strategy_lib
 from tf_rethink.train.strategy import make_strategy
 
 _CAP_BY_FAMILY = {"imagenet": 2.0}
@@ -78,8 +85,9 @@ def make_context(config: Config, pruner, *, plan=None) -> "regimes_lib.Context":
 def record_regime(ctx, name: str, result, sparse: bool, **hparams) -> dict:
   """The results.json record of a finished regime; logs its TensorBoard HParams session."""
   record = results_lib.record(name, result, _counts(result.model, sparse))
-  hparams_lib.log_run(ctx.run_dir(name), hparams_lib.config_hparams(
-      ctx.config, name, result.epochs, **hparams), record)
+  if strategy_lib.is_chief(ctx.strategy):
+    hparams_lib.log_run(ctx.run_dir(name), hparams_lib.config_hparams(
+        ctx.config, name, result.epochs, **hparams), record)
   return record
 
 
@@ -97,8 +105,11 @@ def run(config: Config, flags_text: str = "") -> dict:
     return _dry_run(config, full, plan, scratch_b_cap(config))
   keras.utils.set_random_seed(config.seed)
   ctx = make_context(config, pruner)   # data files and strategy: checked before the claim
-  with lock.hold(config.workdir):      # one writer per workdir
-    _claim_workdir(config, flags_text)
+  chief = strategy_lib.is_chief(ctx.strategy)
+  # One writer per workdir: the chief holds the lock (the other workers of a multi_worker run
+  # share the workdir and write nothing kept there).
+  with (lock.hold(config.workdir) if chief else contextlib.nullcontext()):
+    _claim_workdir(config, flags_text, write=chief)
     records = artifacts.load_records(config.workdir)
     final_model = None
     for name, regime in zip(config.regimes, regimes):
@@ -109,11 +120,14 @@ def run(config: Config, flags_text: str = "") -> dict:
       if name == "baseline":
         ctx.baseline_weights = os.path.join(ctx.run_dir("baseline"), "final.weights.h5")
       records[name] = record_regime(ctx, name, result, ctx.sparse and name != "baseline")
-      fs.write_json(os.path.join(config.workdir, "results.json"), records)
+      if chief:
+        fs.write_json(os.path.join(config.workdir, "results.json"), records)
       final_model = result.model
-    print(results_lib.table(records))
-    if config.export and final_model is not None:
-      _export(config, ctx, final_model)
+    if chief:
+      print(results_lib.table(records))
+    if config.export and final_model is not None:   # every worker (collective reads), chief keeps
+      with strategy_lib.chief_or_temp(ctx.strategy, config.workdir) as workdir:
+        _export(config, ctx, final_model, workdir, report=chief)
   return records
 
 
@@ -132,17 +146,22 @@ def preflight(config: Config, pruner):
   return full, plan
 
 
-def _export(config: Config, ctx, model) -> None:
+def _export(config: Config, ctx, model, workdir: str, report: bool = True) -> None:
   """Exports the large and the final pruned model, each as a verified trainable Keras SavedModel
-  (`export/<name>`) and as a verified inference SavedModel (`export/serving/<name>`: BN folded,
-  frozen; `export.export_serving`); prints the sizes. A finished export (export/sizes.json
+  (`export/<name>` under `workdir`) and as a verified inference SavedModel
+  (`export/serving/<name>`: BN folded, frozen; `export.export_serving`); prints the sizes. A finished export (export/sizes.json
   written last, every export directory ours) is not redone."""
   names = ("baseline", config.regimes[-1])
-  done = os.path.join(config.workdir, "export", "sizes.json")
-  dirs = [os.path.join(config.workdir, "export", *sub, n) for n in names for sub in ((), ("serving",))]
-  if os.path.isfile(done) and all(export_lib.ownership.is_export(d) for d in dirs):
-    print(f"exports in {os.path.join(config.workdir, 'export')} are complete; not redone")
+  # Whether the exports are finished is read from the shared workdir by every worker alike (all
+  # workers must export together or not at all: saving reads BatchNorm statistics collectively).
+  shared = [os.path.join(config.workdir, "export", *sub, n) for n in names
+            for sub in ((), ("serving",))]
+  if os.path.isfile(os.path.join(config.workdir, "export", "sizes.json")) and all(
+      export_lib.ownership.is_export(d) for d in shared):
+    if report:
+      print(f"exports in {os.path.join(config.workdir, 'export')} are complete; not redone")
     return
+  dirs = [os.path.join(workdir, "export", *sub, n) for n in names for sub in ((), ("serving",))]
   for d in dirs:   # refuse a user's path before any model is written
     export_lib.ownership.check_replaceable(d)
   sample = next(iter(ctx.test_ds))[0][:8]
@@ -150,39 +169,48 @@ def _export(config: Config, ctx, model) -> None:
   full.load_weights(ctx.baseline_weights)
   sizes, gzipped, serving = {}, {}, {}
   with progress.progress("exporting SavedModels", total=4, unit="models",
-                         verbose=config.verbose) as bar:
+                         verbose=config.verbose if report else 0) as bar:
     for name, m in (("baseline", full), (config.regimes[-1], ctx.plan.export_model(model))):
-      path = os.path.join(config.workdir, "export", name)
+      path = os.path.join(workdir, "export", name)
       sizes[name] = export_lib.export_and_verify(m, path, sample)["bytes"]
       gzipped[name] = export_lib.gzip_size(path)
       bar.update(1)
       serving[name] = export_lib.export_serving(
-          m, os.path.join(config.workdir, "export", "serving", name), sample)["bytes"]
+          m, os.path.join(workdir, "export", "serving", name), sample)["bytes"]
       bar.update(1)
   name = config.regimes[-1]
-  print(f"exported SavedModels to {os.path.join(config.workdir, 'export')} (reloaded and verified): "
-        f"baseline {sizes['baseline']:,} bytes, {name} {sizes[name]:,} bytes "
-        f"({sizes['baseline'] / sizes[name]:.2f}x smaller); gzipped {gzipped['baseline']:,} vs "
-        f"{gzipped[name]:,} bytes ({gzipped['baseline'] / gzipped[name]:.2f}x smaller); "
-        f"inference-only (BN folded, frozen) in export/serving: {serving['baseline']:,} vs "
-        f"{serving[name]:,} bytes")
-  fs.write_json(os.path.join(config.workdir, "export", "sizes.json"),
+  if report:
+    print(f"exported SavedModels to {os.path.join(workdir, 'export')} (reloaded and verified): "
+          f"baseline {sizes['baseline']:,} bytes, {name} {sizes[name]:,} bytes "
+          f"({sizes['baseline'] / sizes[name]:.2f}x smaller); gzipped {gzipped['baseline']:,} vs "
+          f"{gzipped[name]:,} bytes ({gzipped['baseline'] / gzipped[name]:.2f}x smaller); "
+          f"inference-only (BN folded, frozen) in export/serving: {serving['baseline']:,} vs "
+          f"{serving[name]:,} bytes")
+  fs.write_json(os.path.join(workdir, "export", "sizes.json"),
                       {"bytes": sizes, "gzip_bytes": gzipped, "serving_bytes": serving})
 
 
 def _prune(ctx, config: Config, baseline_record: dict) -> None:
-  """Selects the pruned architecture once per workdir (plan.json) and records both FLOPs."""
+  """Selects the pruned architecture once per workdir (plan.json) and records both FLOPs.
+
+  Several workers: the chief selects (on the whole unsharded training pipeline, as one machine
+  would) and writes plan.json; the others receive the plan's JSON from it (`broadcast_text`)."""
   path = os.path.join(config.workdir, "plan.json")
-  if os.path.exists(path):
-    ctx.plan = Plan.load(path)
-  else:
+  chief = strategy_lib.is_chief(ctx.strategy)
+  text = None
+  if chief and os.path.exists(path):
+    text = Plan.load(path).to_json()
+  elif chief:
     trained = ctx.pruner.prepare(ctx.build_full())  # e.g. with the method's gates
     trained.load_weights(ctx.baseline_weights)
     # Data-driven selection samples the paper's training distribution, whatever --augment is.
     data = ctx.train_ds if config.augment == "paper" else _pipeline(config, "train", "paper")
-    ctx.plan = ctx.pruner.select(trained, data, model_name=config.model)
-    ctx.plan.save(path)
-  print(ctx.plan.summary())
+    plan = ctx.pruner.select(trained, data, model_name=config.model)
+    plan.save(path)
+    text = plan.to_json()
+  ctx.plan = Plan.from_json(strategy_lib.broadcast_text(ctx.strategy, text), source=path)
+  if chief:
+    print(ctx.plan.summary())
   ctx.flops_full = baseline_record["flops"]
   ctx.flops_pruned = _counts(ctx.plan.build_fresh(ctx.build_full), ctx.plan.sparse).flops
 
@@ -239,9 +267,12 @@ def _pipeline(config: Config, split: str, augment: Optional[str] = None):
                            augment=augment or config.augment)
 
 
-def _claim_workdir(config: Config, flags_text: str) -> None:
-  """Records this experiment's settings (after `artifacts.check` refused a different one)."""
+def _claim_workdir(config: Config, flags_text: str, write: bool = True) -> None:
+  """Records this experiment's settings (after `artifacts.check` refused a different one);
+  `write`: the chief (the other workers of a multi_worker run only check)."""
   artifacts.check(config)   # again, now under the lock
+  if not write:
+    return
   fs.write_text(os.path.join(config.workdir, "config.json"), config.to_json() + "\n")
   if flags_text:
     fs.write_text(os.path.join(config.workdir, "flags.cfg"), flags_text)

@@ -9,6 +9,7 @@ the flagfiles under flags/ set the paper's full-scale settings. A mistake in the
 line that says how to fix it and exits with status 2.
 """
 import os
+import sys
 from typing import Callable
 
 # A program of its own: tf.keras is tf_keras here (TF-MOT, the regimes), before TensorFlow loads.
@@ -65,7 +66,10 @@ flags.DEFINE_integer("limit_test", _D.limit_test, "Use only the first N test ima
 flags.DEFINE_string("data_dir", _D.data_dir, "tensorflow-datasets data directory (prepared data).")
 flags.DEFINE_string("idx_dir", _D.idx_dir, "Directory with the Fashion-MNIST IDX .gz files.")
 flags.DEFINE_string("workdir", _D.workdir, "Where the runs, plan, results and exports go.")
-flags.DEFINE_string("strategy", _D.strategy, "mirrored, one_device or multi_worker (TF_CONFIG).")
+flags.DEFINE_string("strategy", _D.strategy, "mirrored, one_device or multi_worker (TF_CONFIG; "
+                    "docs/multi_worker.md).")
+flags.DEFINE_float("worker_timeout", _D.worker_timeout, "multi_worker: seconds to wait at start "
+                   "for every task of the cluster before failing with the missing ones named.")
 flags.DEFINE_bool("dry_run", _D.dry_run, "Build both architectures, print params/FLOPs and the "
                   "Scratch-B epochs, write workdir/summary.json; no data, no training.")
 flags.DEFINE_integer("verbose", _D.verbose, "Training output: 0 silent, 1 progress bar, 2 one "
@@ -117,19 +121,34 @@ def config_from_flags() -> Config:
 
 def entry(body: Callable[[Config], object]) -> Callable[[list], None]:
   """An absl main for a command taking these flags: builds the Config, applies the thread
-  settings, then calls `body(config)`; a UsageError anywhere is one line and exit status 2."""
+  settings (and makes a multi_worker strategy), then calls `body(config)`; a UsageError anywhere
+  is one line and exit status 2; a lost multi_worker peer one line and status 1."""
   def main(argv):
     # Keras's informational warnings (e.g. about optimizer slots when reloading a finished run)
     # are noise to users here; errors still show. Our own progress goes to stdout.
     logging.set_verbosity(logging.ERROR)
-    quiet.import_tensorflow().get_logger().setLevel("ERROR")
+    tf = quiet.import_tensorflow()
+    tf.get_logger().setLevel("ERROR")
     if len(argv) > 1:
       fail(f"unexpected arguments {argv[1:]}; every setting is a --flag")
     try:
       config = config_from_flags()
       from tf_rethink.train import speed  # thread pools: before anything runs on TensorFlow
-      speed.set_threads(speed.from_config(config), restart=True)
-      body(config)
+      from tf_rethink.train import strategy
+      settings = speed.from_config(config)
+      # multi_worker configures collective ops as the runtime starts: made here, first thing
+      # (make_strategy returns this object to the experiment); the others are made on demand.
+      if config.strategy == "multi_worker" and not config.dry_run:
+        strategy.start(config.strategy, worker_timeout=config.worker_timeout,
+                       before=lambda: speed.set_threads(settings))
+      else:
+        speed.set_threads(settings, restart=True)
+      try:
+        body(config)
+      except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:
+        if config.strategy != "multi_worker":
+          raise
+        _peer_lost(e)
     except UsageError as e:
       fail(str(e))
     except OSError as e:  # a user path that cannot be read or written (ENOSPC, EROFS, ENOTDIR)
@@ -140,6 +159,17 @@ def entry(body: Callable[[Config], object]) -> Callable[[list], None]:
         raise
       fail(message)
   return main
+
+
+def _peer_lost(error) -> None:
+  """A worker of the cluster stopped (TensorFlow aborts the collectives of the others when its
+  heartbeats stop): one line and exit status 1; the job resumes when every worker is relaunched."""
+  why = " ".join(str(getattr(error, "message", error)).split())
+  start = why.find("Collective ops is aborted by:")
+  why = why[start if start >= 0 else 0:][:240]
+  print(f"error: a worker of the cluster stopped ({type(error).__name__}: {why}); relaunch every "
+        "worker with the same command to resume from the last epoch checkpoint", file=sys.stderr)
+  sys.exit(1)
 
 
 def _experiment(config: Config) -> None:

@@ -87,11 +87,21 @@ def run(config, run_one, flags_text: str = "") -> Dict[str, dict]:
     runs[seed] = run_one(one, flags_text=_seed_flags(flags_text, seed, workdir) if flags_text
                          else "")
   summary = aggregate(runs)
+  if not _chief(config):
+    return summary
   fs.write_json(os.path.join(config.workdir, SUMMARY_JSON),
                       {"config": _identity(config), "regimes": summary})
   print(f"mean +- std over seeds {list(config.seed_list)} ({SUMMARY_JSON}):")
   print(summary_table(summary))
   return summary
+
+
+def _chief(config) -> bool:
+  """Whether this process writes the summary (only the chief under --strategy=multi_worker)."""
+  if config.strategy != "multi_worker":
+    return True
+  from tf_rethink.train import strategy  # pylint: disable=import-outside-toplevel
+  return strategy.is_chief(strategy.make_strategy("multi_worker"))
 
 
 def _identity(config) -> dict:

@@ -27,6 +27,7 @@ is 1/d times theta_0's), structured plans a fresh pruned model with its own (sma
 import os
 
 from tf_rethink.pruning.plan import Plan
+from tf_rethink.train import strategy
 from tf_rethink.train.registry import REGIMES
 from tf_rethink.util import fs
 from tf_rethink.util.errors import UsageError
@@ -49,9 +50,12 @@ def lottery(ctx):
       path = os.path.join(ctx.run_dir(name), "plan.json")
       if os.path.exists(path):
         ctx.plan = Plan.load(path)
-      else:
-        ctx.plan = ctx.pruner.select(result.model, ctx.train_ds, model_name=ctx.config.model)
-        ctx.plan.save(path)
+      else:   # every worker selects (it reads the trained model); the chief's plan is used
+        plan = ctx.pruner.select(result.model, ctx.train_ds, model_name=ctx.config.model)
+        ctx.plan = Plan.from_json(strategy.broadcast_text(ctx.strategy, plan.to_json()),
+                                  source=path)
+        if strategy.is_chief(ctx.strategy):
+          ctx.plan.save(path)
     result = ctx.fit(name, lambda: ctx.build_pruned_inherited(init), spec,
                      extra_callbacks=ctx.pruned_callbacks(name))
   return result

@@ -22,6 +22,7 @@ from typing import Callable, Optional, Tuple
 
 from tf_rethink import flops
 from tf_rethink.train import speed
+from tf_rethink.train import strategy
 from tf_rethink.util import fs
 from tf_rethink.train import trainer
 from tf_rethink.train.registry import REGIMES
@@ -101,7 +102,14 @@ class Context:
 
   def pruned_callbacks(self, name: str):
     """The plan's callbacks for training a pruned model (e.g. TF-MOT's mask steps)."""
-    return self.plan.callbacks(os.path.join(self.run_dir(name), "tb", "pruning"))
+    return self.plan.callbacks(self.pruning_log_dir(name))
+
+  def pruning_log_dir(self, name: str) -> Optional[str]:
+    """TensorBoard directory of the pruning callbacks; None (no summaries) on a worker that is
+    not the chief (`strategy.is_chief`)."""
+    if not strategy.is_chief(self.strategy):
+      return None
+    return os.path.join(self.run_dir(name), "tb", "pruning")
 
   def init_weights(self) -> str:
     """Where the baseline's initial weights (theta_0, for the lottery regime) are saved."""
@@ -118,13 +126,12 @@ def baseline(ctx: Context):
   def build():
     model = ctx.pruner.prepare(ctx.build_full())  # theta_0 of the model that trains
     path = ctx.init_weights()
-    if ctx.strategy.extended.should_checkpoint and not os.path.exists(path):
-      with fs.atomic_path(path) as tmp:
+    if not os.path.exists(path):   # every worker saves (multi_worker), the chief keeps it
+      with strategy.written_by_chief(ctx.strategy, path) as tmp:
         model.save_weights(tmp)
     return model
   return ctx.fit("baseline", build, ctx.scheduled_spec(ctx.config.epochs),
-                 extra_callbacks=ctx.pruner.callbacks(
-                     log_dir=os.path.join(ctx.run_dir("baseline"), "tb", "pruning")))
+                 extra_callbacks=ctx.pruner.callbacks(log_dir=ctx.pruning_log_dir("baseline")))
 
 
 @REGIMES.register("finetune")

@@ -12,6 +12,12 @@ Run directory layout (everything needed to resume or reuse a run):
   run_dir/tb/                  TensorBoard: loss, accuracy, val_*, learning_rate, scalars
   run_dir/final.weights.h5     final weights (written atomically)
   run_dir/train_result.json    TrainResult without the model; its presence marks a finished run
+
+Several workers (`strategy.start("multi_worker")`): each keeps its share of every global batch
+(`strategy.shard_options`); only the chief writes train_spec.json, TensorBoard, final weights and
+the result; the others keep their history in history.worker<i>.json and their checkpoints in
+Keras's per-worker temporary directories, deleted when the run finishes. A relaunched job resumes
+every worker from the chief's last epoch checkpoint (run_dir/backup/chief).
 """
 import dataclasses
 import json
@@ -31,6 +37,7 @@ from tf_rethink.train import callbacks as cb
 from tf_rethink.train.optimizer import SGD
 from tf_rethink.train.schedules import StepLR
 from tf_rethink.train import speed as speed_lib
+from tf_rethink.train import strategy as strategy_lib
 from tf_rethink.train.speed import SpeedSettings
 
 FINAL_WEIGHTS = "final.weights.h5"
@@ -166,7 +173,10 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
   """
   os.makedirs(run_dir, exist_ok=True)
   verbose = progress.resolve_verbose(verbose)
-  chief = strategy.extended.should_checkpoint
+  chief = strategy_lib.is_chief(strategy)
+  if strategy_lib.num_workers(strategy) > 1:
+    train_ds = train_ds.with_options(strategy_lib.shard_options())
+    test_ds = test_ds.with_options(strategy_lib.shard_options())
   speed = speed or speed_lib.FLOAT32
   with strategy.scope(), speed_lib.policy_scope(speed):
     model = compile_model(build_model(), spec, speed)
@@ -209,12 +219,14 @@ def train(build_model: Callable[[], keras.Model], train_ds, test_ds, spec: Train
   result = {"test_accuracy": accs[-1], "best_test_accuracy": max(accs),
             "history": cb.as_columns(epochs), "wall_time": sum(e["epoch_time"] for e in epochs),
             "epochs": spec.epochs, "spec": spec.to_dict()}
+  with strategy_lib.written_by_chief(strategy, os.path.join(run_dir, FINAL_WEIGHTS)) as tmp:
+    model.save_weights(tmp)   # every worker saves (a collective read), only the chief keeps it
   if chief:
-    with fs.atomic_path(os.path.join(run_dir, FINAL_WEIGHTS)) as tmp:
-      model.save_weights(tmp)
     fs.write_text(os.path.join(run_dir, RESULT_JSON), json.dumps(result, indent=1))
     shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)
-  if verbose:
+  else:
+    os.remove(history_path)   # this worker's copy; the chief's history.json is the record
+  if verbose and chief:
     print(f"{run_dir}: final test accuracy {result['test_accuracy']:.4f}, "
           f"best {result['best_test_accuracy']:.4f} ({result['wall_time']:.0f} s)")
   return TrainResult(model=model, test_accuracy=result["test_accuracy"],
