@@ -287,7 +287,7 @@ def format_rows(result) -> str:
                f"timing over {result['repeats']} interleaved repetitions: {noise:.0%}")
   if result.get("load_average_after"):
     lines.append("load average (1/5/15 min) after: "
-                 + "/".join(f"{x:.2f}" for x in result["load_average_after"]))
+                 + machine.format_load(result["load_average_after"]))
   lines += [f"note: {s}" for s in result["skipped"]]
   return "\n".join(lines)
 

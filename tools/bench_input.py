@@ -209,7 +209,7 @@ def format_result(r: dict) -> str:
                  f"service")
   if r.get("load_average_after"):
     lines.append("load average (1/5/15 min) after: "
-                 + "/".join(f"{x:.2f}" for x in r["load_average_after"]))
+                 + machine.format_load(r["load_average_after"]))
   return "\n".join(lines)
 
 

@@ -552,7 +552,7 @@ def format_result(r: dict) -> str:
                  f"copies resident after 8 batches (peak while loading: {d['peak_copies']:.2f})")
   if r.get("load_average_after"):
     lines.append("load average (1/5/15 min) after the timed runs: "
-                 + "/".join(f"{x:.2f}" for x in r["load_average_after"]))
+                 + machine.format_load(r["load_average_after"]))
   lines += format_kernels(r.get("kernels") or {})
   lines += [f"note: {n}" for n in r["notes"]]
   return "\n".join(lines)

@@ -154,14 +154,14 @@ def _export(config: Config, ctx, model, workdir: str, report: bool = True) -> No
   names = ("baseline", config.regimes[-1])
   # Whether the exports are finished is read from the shared workdir by every worker alike (all
   # workers must export together or not at all: saving reads BatchNorm statistics collectively).
-  shared = [os.path.join(config.workdir, "export", *sub, n) for n in names
-            for sub in ((), ("serving",))]
+  def export_dirs(root):
+    return [os.path.join(root, "export", *sub, n) for n in names for sub in ((), ("serving",))]
   if os.path.isfile(os.path.join(config.workdir, "export", "sizes.json")) and all(
-      export_lib.ownership.is_export(d) for d in shared):
+      export_lib.ownership.is_export(d) for d in export_dirs(config.workdir)):
     if report:
       print(f"exports in {os.path.join(config.workdir, 'export')} are complete; not redone")
     return
-  dirs = [os.path.join(workdir, "export", *sub, n) for n in names for sub in ((), ("serving",))]
+  dirs = export_dirs(workdir)
   for d in dirs:   # refuse a user's path before any model is written
     export_lib.ownership.check_replaceable(d)
   sample = next(iter(ctx.test_ds))[0][:8]

@@ -58,6 +58,11 @@ def load_average() -> Optional[List[float]]:
     return None
 
 
+def format_load(values) -> str:
+  """'a/b/c' of the 1, 5 and 15-minute load averages ('unknown' for None)."""
+  return "/".join(f"{x:.2f}" for x in values) if values else "unknown"
+
+
 def describe(path="/proc/cpuinfo") -> dict:
   """CPU model, logical cores, ISA flags, memory (GiB) and load: a JSON-able dict."""
   mem = None
@@ -77,7 +82,7 @@ def format_machine(m: dict) -> str:
   isa_text = "+".join(have) or "none of " + ", ".join(ISA_FLAGS)
   if have and lack:
     isa_text += f" (no {', '.join(lack)})"
-  load = "/".join(f"{x:.2f}" for x in m["load_average"]) if m.get("load_average") else "unknown"
+  load = format_load(m.get("load_average"))
   mem = f", {m['memory_gib']} GiB" if m.get("memory_gib") else ""
   return (f"machine: {m['cpu']}, {m['cores']} logical cores, ISA {isa_text}{mem}; "
           f"load average (1/5/15 min) {load}")
