@@ -20,8 +20,14 @@ from tf_rethink.data import embedded
 from tf_rethink.data import idx
 from tf_rethink.util import fs
 
-_IDX_DIR = flags.DEFINE_string("idx_dir", idx.DEFAULT_IDX_DIR, "directory of the Fashion-MNIST IDX files")
-_OUTPUT = flags.DEFINE_string("output", embedded.PATH, "where to write the npz")
+
+
+def _define_flags() -> None:
+  """The command's flags, defined only when it runs as a program: importing `build_arrays` and
+  `write_atomically` (as the tests do) then adds nothing to the process's absl flags, where
+  `--idx_dir` belongs to `tf_rethink.run.main`."""
+  flags.DEFINE_string("idx_dir", idx.DEFAULT_IDX_DIR, "directory of the Fashion-MNIST IDX files")
+  flags.DEFINE_string("output", embedded.PATH, "where to write the npz")
 
 
 def _file_sha256(path: str) -> str:
@@ -57,11 +63,13 @@ def write_atomically(arrays: dict, output: str) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}; use --idx_dir and --output")
-  arrays = build_arrays(_IDX_DIR.value)
-  write_atomically(arrays, _OUTPUT.value)
-  print(f"wrote {_OUTPUT.value} ({os.path.getsize(_OUTPUT.value) / 2**20:.2f} MiB, "
+  output = flags.FLAGS.output
+  arrays = build_arrays(flags.FLAGS.idx_dir)
+  write_atomically(arrays, output)
+  print(f"wrote {output} ({os.path.getsize(output) / 2**20:.2f} MiB, "
         f"content sha256 {arrays['content_sha256']})")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

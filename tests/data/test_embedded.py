@@ -15,7 +15,7 @@ _HAS_IDX = all(idx.has_split(idx.DEFAULT_IDX_DIR, s) for s in ("train", "test"))
 
 def _build_tool():
   name = "build_embedded_dataset"
-  if name not in sys.modules:  # absl flags may be defined only once per process
+  if name not in sys.modules:
     spec = importlib.util.spec_from_file_location(name, os.path.join(_REPO, "tools", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
