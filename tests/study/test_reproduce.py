@@ -84,6 +84,75 @@ def test_experiment_config_scales_epochs_and_refuses_unknown_settings(tmp_path):
     reproduce.suite("huge")
 
 
+def test_every_experiment_of_the_small_suite_builds_its_pruner(tmp_path):
+  """Each experiment's method accepts its settings (an SSS row once passed --prune_ratio, which
+  the method refuses, and failed at run time)."""
+  from tf_rethink.run import experiment
+  s = reproduce.SUITES["small"]
+  for key in s.experiments:
+    config = reproduce.experiment_config(s, reproduce.EXPERIMENTS[key], str(tmp_path), {}, (1,))
+    experiment.make_pruner(config)
+
+
+def test_baseline_key_shares_only_identical_plain_large_model_training(tmp_path):
+  s = reproduce.SUITES["small"]
+
+  def key(name):
+    return reproduce.baseline_key(reproduce.experiment_config(
+        s, reproduce.EXPERIMENTS[name], str(tmp_path), {}, (1, 2, 3)))
+  plain = key("l1_norm_vgg16_A")
+  assert plain is not None
+  for same in ("lottery_magnitude_p80_lr0.1", "magnitude_vgg16_p30", "thinet_vgg16_p50",
+               "regression_vgg16_p50"):
+    assert key(same) == plain, same
+  assert key("lottery_magnitude_p80_lr0.01") not in (None, plain)      # another lr
+  assert key("lottery_magnitude_p80_lr0.1_long") not in (None, plain)  # another schedule
+  for own in ("network_slimming_vgg16_p50", "soft_filter_pruning_resnet20",
+              "sparse_structure_selection_resnet20"):   # sparsity training: never shared
+    assert key(own) is None, own
+
+
+def _finished_baseline(seed_dir, text):
+  os.makedirs(os.path.join(seed_dir, "baseline"))
+  with open(os.path.join(seed_dir, "baseline", "train_result.json"), "w") as f:
+    f.write(text)
+
+
+def test_reuse_baseline_copies_only_a_finished_one_and_never_overwrites(tmp_path):
+  unfinished, done, target = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+  os.makedirs(unfinished / "baseline")
+  _finished_baseline(str(done), "{}")
+  assert reproduce.reuse_baseline(str(target), [str(unfinished), str(done)]) == str(done)
+  assert (target / "baseline" / "train_result.json").read_text() == "{}"
+  assert not (target / "baseline.copying").exists()
+  (done / "baseline" / "train_result.json").write_text('{"other": 1}')
+  assert reproduce.reuse_baseline(str(target), [str(done)]) is None   # it has one already
+  assert (target / "baseline" / "train_result.json").read_text() == "{}"
+  assert reproduce.reuse_baseline(str(tmp_path / "d"), [str(unfinished)]) is None
+  assert not (tmp_path / "d").exists()
+
+
+def test_run_suite_gives_the_second_experiment_the_first_ones_baseline(tmp_path):
+  s = reproduce.SUITES["tiny"]   # l1_norm_vgg16_A, then lottery_magnitude_p80_lr0.1 (same model)
+  calls, lines = [], []
+  stub = _stub_pass(calls, lambda c, r: 80.0)
+
+  def run_pass(config):
+    seen = os.path.exists(os.path.join(config.workdir, "baseline", "train_result.json"))
+    calls.append(("had_baseline", os.path.basename(os.path.dirname(config.workdir)), seen))
+    if not seen:
+      _finished_baseline(config.workdir, json.dumps({"seed": config.seed}))
+    return stub(config)
+  reproduce.run_suite(s, str(tmp_path), {}, (1, 2), run_pass=run_pass, log=lines.append)
+  had = [c for c in calls if c[0] == "had_baseline"]
+  assert had[0] == ("had_baseline", "l1_norm_vgg16_A", False)
+  assert ("had_baseline", "lottery_magnitude_p80_lr0.1", True) in had
+  assert not any(c[1] == "lottery_magnitude_p80_lr0.1" and not c[2] for c in had)
+  copied = tmp_path / "lottery_magnitude_p80_lr0.1" / "seed_2" / "baseline" / "train_result.json"
+  assert json.loads(copied.read_text()) == {"seed": 2}   # the same seed's baseline
+  assert sum("baseline reused from" in line for line in lines) == 2
+
+
 # --- progress line --------------------------------------------------------------------------
 
 def test_progress_eta_is_mean_of_trained_runs_times_runs_left():
@@ -193,6 +262,18 @@ def _tool(*args, cwd):
   env = dict(os.environ, PYTHONPATH=ROOT)
   return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "reproduce.py"), *args],
                         capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def test_invocations_are_logged_and_summed_in_the_report_lines(tmp_path):
+  root = str(tmp_path / "runs")
+  assert report.invocation_lines(root) == []
+  report.log_invocation(root, "python tools/reproduce.py --suite=small", 600.0, "cpu X", "t1")
+  report.log_invocation(root, "python tools/reproduce.py --only=a", 300.0, "cpu X", "t2")
+  lines = report.invocation_lines(root)
+  assert lines[0].startswith("- Trained by 2 invocation(s), 15.0 min of wall time")
+  assert "`python tools/reproduce.py --only=a`, 5.0 min" in lines[2]
+  (tmp_path / "runs" / report.INVOCATIONS).write_text("not json")
+  assert report.invocation_lines(root) == []   # a damaged log is left out, not fatal
 
 
 def test_tool_unknown_suite_is_one_line_exit_2(tmp_path):

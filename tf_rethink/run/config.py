@@ -29,7 +29,8 @@ PROTOCOL_DEFAULTS = {
                      "finetune_epochs": 20},
 }
 REGIME_CHOICES = ("baseline", "finetune", "scratch_e", "scratch_b", "all", "lottery",
-                  "lottery_random")   # lottery_random: train/lottery.py, the ticket's control
+                  "lottery_random",   # lottery_random: train/lottery.py, the ticket's control
+                  "uniform_e")        # train/uniform.py: the uniform architecture, same params
 LR_SCHEDULES = ("auto", "cifar", "imagenet")
 PRECISIONS = ("auto", "off", "bf16", "fp16")   # --mixed_precision (train/speed.py)
 JIT_CHOICES = ("auto", "on", "off")            # --jit_compile (train/speed.py)

@@ -1,7 +1,8 @@
 """Run records and the tables people read: one record per regime, one comparison table."""
 from typing import Dict
 
-REGIME_ORDER = ("baseline", "finetune", "scratch_e", "scratch_b", "lottery", "lottery_random")
+REGIME_ORDER = ("baseline", "finetune", "scratch_e", "scratch_b", "lottery", "lottery_random",
+                "uniform_e")
 _COLUMNS = ("regime", "test acc", "best acc", "params", "FLOPs (ref.)", "MACs", "epochs", "wall")
 
 

@@ -2,8 +2,9 @@
 GPU wall time they imply under a stated throughput assumption (pure arithmetic, no TensorFlow).
 
 Rules:
-- Epochs: baseline, Scratch-E, lottery and lottery_random E; fine-tune `finetune_epochs` (default
-  round(E/4), as train/regimes.py); Scratch-B its FLOPs-scaled E_B; lottery x `lottery_rounds`.
+- Epochs: baseline, Scratch-E, lottery, lottery_random and uniform_e E; fine-tune
+  `finetune_epochs` (default round(E/4), as train/regimes.py); Scratch-B its FLOPs-scaled E_B;
+  lottery x `lottery_rounds`.
 - FLOPs per training image = 3 x 2 x MACs (forward 2 FLOPs per multiply-accumulate; backward about
   twice the forward); every epoch also evaluates the test split once (2 x MACs per image).
 - A weight-masked (sparse) pruned model trains at its DENSE cost (a GPU computes the zeros), so
@@ -27,7 +28,7 @@ def regime_epochs(regimes: Sequence[str], epochs: int, scratch_b_epochs: int,
   """regime -> epochs it trains (baseline included when listed)."""
   per = {"baseline": epochs, "finetune": finetune_epochs or max(1, round(epochs / 4)),
          "scratch_e": epochs, "scratch_b": scratch_b_epochs, "lottery": epochs * lottery_rounds,
-         "lottery_random": epochs}
+         "lottery_random": epochs, "uniform_e": epochs}
   return {r: per[r] for r in regimes}
 
 

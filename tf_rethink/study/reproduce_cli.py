@@ -31,8 +31,12 @@ flags.DEFINE_string("notes", None, "A markdown file appended to the report as it
 flags.DEFINE_integer("verbose", 2, "Training output per epoch: 0 silent, 2 one line per epoch.")
 FLAGS = flags.FLAGS
 
-MACHINE = ("2-core Intel Xeon (AVX-512, AVX512_BF16, AMX-BF16/INT8), CPU only, shared with other "
-           "jobs")
+
+
+def _machine() -> str:
+  """The machine line of the report, measured (CPU model, cores, ISA, memory; load at start)."""
+  from tf_rethink.util import machine  # pylint: disable=import-outside-toplevel
+  return machine.format_machine(machine.describe())[len("machine: "):]
 
 
 def _seeds(text, default):
@@ -76,13 +80,15 @@ def main(argv):
     for k in s.experiments:
       reproduce.experiment_config(s, reproduce.EXPERIMENTS[k], root, overrides, seeds)
     t0 = time.time()
+    command = "python tools/reproduce.py " + " ".join(a for a in (argv_text()) if a)
+    machine = f"{_machine()}; {platform.platform()}"
     if not FLAGS.report_only:
+      started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t0))
       reproduce.run_suite(s, root, overrides, seeds, only=FLAGS.only)
+      reproduction_report.log_invocation(root, command, time.time() - t0, machine, started)
     wall = time.time() - t0
     path = reproduction_report.write(
-        s, root, overrides, seeds, FLAGS.out,
-        command="python tools/reproduce.py " + " ".join(a for a in (argv_text()) if a),
-        machine=f"{MACHINE}; {platform.platform()}",
+        s, root, overrides, seeds, FLAGS.out, command=command, machine=machine,
         wall_time_s=None if FLAGS.report_only else wall, notes_path=FLAGS.notes)
     print(f"wrote {path}")
   except UsageError as e:

@@ -4,7 +4,7 @@ from tf_rethink.train.schedules import StepLR, StepSchedule, lr_at_epoch
 from tf_rethink.train.strategy import STRATEGIES, make_strategy
 from tf_rethink.train.trainer import TrainResult, TrainSpec, train
 from tf_rethink.train.registry import REGIMES
-from tf_rethink.train import regimes, lottery  # noqa: F401  (register the regimes)
+from tf_rethink.train import regimes, lottery, uniform  # noqa: F401  (register the regimes)
 
 __all__ = ["REGIMES", "SGD", "STRATEGIES", "StepLR", "StepSchedule", "TrainResult", "TrainSpec",
            "lr_at_epoch", "make_strategy", "train"]
