@@ -115,6 +115,16 @@ def uniform_plan_matching(counter: ParamCounter, target_params: int, *, model_na
   return plan_at(best), best
 
 
+def uniform_like(anchor: Plan, full, seed: int, *, counter: Optional[ParamCounter] = None,
+                 model_name: str = "") -> Plan:
+  """The uniform counterpart of `anchor` (a pruned plan of the model `full`): structured, the
+  uniform plan with the closest parameter count (`uniform_plan_matching`, needs `counter`);
+  weight masks, every conv at `anchor`'s global sparsity at random (`random_masks`, `seed`)."""
+  if anchor.sparse:
+    return random_masks(full, anchor.global_sparsity(), seed, model_name=model_name)
+  return uniform_plan_matching(counter, counter(anchor), model_name=model_name)[0]
+
+
 def layer_keep_ratios(model, plan: Plan, names: Optional[Sequence[str]] = None
                       ) -> Dict[str, float]:
   """Layer -> kept / full output channels (1.0 for layers the plan leaves alone)."""

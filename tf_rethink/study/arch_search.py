@@ -126,13 +126,6 @@ class Search:
     return ap.guided_plan(self.full, entry["stage_keep"], model_name=self.config.model,
                           method=method)
 
-  def _uniform(self, anchor, seed: int):
-    if self.sparse:
-      return ap.random_masks(self.full, anchor.global_sparsity(), seed,
-                             model_name=self.config.model)
-    return ap.uniform_plan_matching(self.counter, self.counter(anchor),
-                                    model_name=self.config.model)[0]
-
   def architectures(self) -> List[tuple]:
     """(kind, ratio, seed, plan) for every architecture to train."""
     need_source = bool({"pruned", "guided"} & set(self.kinds)) or "transferred" not in self.kinds
@@ -152,7 +145,9 @@ class Search:
                              f"{sorted(self.transfer['ratios'])}")
           archs["transferred"] = self._from_pattern(entry, seed, "transferred")
         if "uniform" in self.kinds:
-          archs["uniform"] = self._uniform(archs.get("pruned", archs.get("transferred")), seed)
+          archs["uniform"] = ap.uniform_like(archs.get("pruned", archs.get("transferred")),
+                                             self.full, seed, counter=self.counter,
+                                             model_name=self.config.model)
         out += [(kind, r, seed, archs[kind]) for kind in self.kinds]
     return out
 

@@ -31,8 +31,7 @@ from tf_rethink.util.errors import UsageError
 FAILED = "FAILED.txt"   # in an experiment's directory: why its last attempt stopped
 # Config fields that only say how the trained large model is pruned and the pruned one trained.
 PRUNING_ONLY_FIELDS = ("method", "variant", "prune_ratio", "round_to", "finetune_epochs",
-                       "finetune_lr", "scratch_b_cap", "method_options", "seed", "seeds",
-                       "workdir")
+                       "finetune_lr", "scratch_b_cap", "method_options")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +215,9 @@ def baseline_key(config) -> Optional[str]:
   cls = METHODS.get(config.method)
   if cls.prepare is not Pruner.prepare or cls.callbacks is not Pruner.callbacks:
     return None
-  identity = {k: v for k, v in config.identity().items() if k not in PRUNING_ONLY_FIELDS}
+  # The seed is left out too: donors are matched seed by seed (run_suite).
+  identity = {k: v for k, v in config.identity().items()
+              if k not in PRUNING_ONLY_FIELDS and k != "seed"}
   return repr(sorted(identity.items()))
 
 
@@ -274,7 +275,7 @@ class Progress:
 
 def run_suite(s: Suite, root: str, overrides: Mapping[str, object], seeds: Sequence[int],
               only: Sequence[str] = (), run_pass: Optional[Callable] = None,
-              log: Callable[[str], None] = print, share_baselines: bool = True) -> List[str]:
+              log: Callable[[str], None] = print) -> List[str]:
   """Runs the experiments of `s` (or those in `only`) over `seeds` under `root`; returns the
   keys run. `run_pass(config)` trains one pass of one seed (default `experiment.run`)."""
   keys = [k for k in s.experiments if not only or k in only]
@@ -290,7 +291,7 @@ def run_suite(s: Suite, root: str, overrides: Mapping[str, object], seeds: Seque
   trained_by: Dict[str, List[str]] = {}     # baseline_key -> experiments run before, in order
   for key in keys:
     e, config = EXPERIMENTS[key], configs[key]
-    share = baseline_key(config) if share_baselines else None
+    share = baseline_key(config)
     donors = list(trained_by.get(share, ())) if share else []
     if share:
       trained_by.setdefault(share, []).append(config.workdir)

@@ -32,11 +32,10 @@ flags.DEFINE_integer("verbose", 2, "Training output per epoch: 0 silent, 2 one l
 FLAGS = flags.FLAGS
 
 
-
 def _machine() -> str:
   """The machine line of the report, measured (CPU model, cores, ISA, memory; load at start)."""
   from tf_rethink.util import machine  # pylint: disable=import-outside-toplevel
-  return machine.format_machine(machine.describe())[len("machine: "):]
+  return machine.format_machine(machine.describe(), label="")
 
 
 def _seeds(text, default):

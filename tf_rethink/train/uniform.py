@@ -4,7 +4,8 @@
 Rule: the uniformly pruned architecture with the SAME parameter count as the plan, trained from
 scratch for E epochs like Scratch-E. Structured plans: every prunable conv keeps the same fraction
 of its channels, the fraction found by bisection so the fresh model's parameter count is the
-closest achievable to the pruned one's (`study.arch_patterns.uniform_plan_matching`). Weight
+closest achievable to the pruned one's (`study.arch_patterns.uniform_like`, the same rule
+tools/arch_search.py's `uniform` kind uses). Weight
 (sparse) plans: every masked layer keeps the same fraction of its weights, chosen at random, at the
 plan's global sparsity (`arch_patterns.random_masks`, seeded by --seed). The paper's claim is that
 the architecture a method finds (Network Slimming; for weights, magnitude pruning) beats the
@@ -23,12 +24,9 @@ PLAN_JSON = "plan.json"
 
 def uniform_plan(ctx) -> Plan:
   """The uniform architecture matching ctx.plan (module docstring)."""
-  name = ctx.config.model
-  if ctx.plan.sparse:
-    return arch_patterns.random_masks(ctx.build_full(), ctx.plan.global_sparsity(),
-                                      ctx.config.seed, model_name=name)
-  counter = arch_patterns.ParamCounter(ctx.build_full)
-  return arch_patterns.uniform_plan_matching(counter, counter(ctx.plan), model_name=name)[0]
+  counter = arch_patterns.ParamCounter(ctx.build_full)   # builds the full model once
+  return arch_patterns.uniform_like(ctx.plan, counter.full, ctx.config.seed, counter=counter,
+                                    model_name=ctx.config.model)
 
 
 @REGIMES.register("uniform_e")

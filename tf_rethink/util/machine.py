@@ -75,7 +75,7 @@ def describe(path="/proc/cpuinfo") -> dict:
           "load_average": load_average(), "python": platform.python_version()}
 
 
-def format_machine(m: dict) -> str:
+def format_machine(m: dict, label: str = "machine: ") -> str:
   """One line: 'machine: <cpu>, N cores, ISA avx512f+amx_bf16 (no ...), M GiB; load a/b/c'."""
   have = [k for k, v in m["isa"].items() if v]
   lack = [k for k, v in m["isa"].items() if not v]
@@ -84,7 +84,7 @@ def format_machine(m: dict) -> str:
     isa_text += f" (no {', '.join(lack)})"
   load = format_load(m.get("load_average"))
   mem = f", {m['memory_gib']} GiB" if m.get("memory_gib") else ""
-  return (f"machine: {m['cpu']}, {m['cores']} logical cores, ISA {isa_text}{mem}; "
+  return (f"{label}{m['cpu']}, {m['cores']} logical cores, ISA {isa_text}{mem}; "
           f"load average (1/5/15 min) {load}")
 
 
