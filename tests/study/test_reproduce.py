@@ -274,6 +274,9 @@ def test_invocations_are_logged_and_summed_in_the_report_lines(tmp_path):
   assert "`python tools/reproduce.py --only=a`, 5.0 min" in lines[2]
   (tmp_path / "runs" / report.INVOCATIONS).write_text("not json")
   assert report.invocation_lines(root) == []   # a damaged log is left out, not fatal
+  report.log_invocation(root, "python tools/reproduce.py", 60.0, "cpu X", "t3")
+  assert (tmp_path / "runs" / (report.INVOCATIONS + ".damaged")).read_text() == "not json"
+  assert report.invocation_lines(root)[0].startswith("- Trained by 1 invocation(s), 1.0 min")
 
 
 def test_tool_unknown_suite_is_one_line_exit_2(tmp_path):

@@ -198,13 +198,17 @@ INVOCATIONS = "invocations.json"   # in the suite root: every training invocatio
 def log_invocation(root: str, command: str, wall_time_s: float, machine: str,
                    started: str) -> None:
   """Appends one training invocation to <root>/invocations.json (kept across report-only runs,
-  so the report states how long the runs it shows took and which commands trained them)."""
+  so the report states how long the runs it shows took and which commands trained them). A log
+  that is not a JSON list is moved to invocations.json.damaged first, not lost."""
   path = os.path.join(root, INVOCATIONS)
   entries = []
   if os.path.exists(path):
     try:
-      entries = list(fs.read_json(path))
-    except (ValueError, TypeError):
+      entries = fs.read_json(path)
+    except ValueError:
+      entries = None
+    if not isinstance(entries, list):   # damaged: kept beside the new log, never overwritten
+      os.replace(path, path + ".damaged")
       entries = []
   entries.append({"command": command, "wall_time_s": round(float(wall_time_s), 1),
                   "machine": machine, "started": started})
