@@ -77,6 +77,16 @@ def test_experiment_config_scales_epochs_and_refuses_unknown_settings(tmp_path):
                                      {"dataset": "embedded", "epochs": 3}, (4,))
   assert (user.dataset, user.epochs, user.workdir) == ("embedded", 3,
                                                        str(tmp_path / "l1_norm_vgg16_A"))
+  # The user's overrides win over the experiment's own settings too (width x0.5 of the ResNet
+  # rows, lr of the lottery rows); an experiment's epochs_factor still scales the user's epochs.
+  e = reproduce.EXPERIMENTS["soft_filter_pruning_resnet20"]
+  assert e.settings["width_multiplier"] == 0.5
+  assert reproduce.experiment_config(s, e, str(tmp_path), {}, (1,)).width_multiplier == 0.5
+  assert reproduce.experiment_config(s, e, str(tmp_path), {"width_multiplier": 0.125},
+                                     (1,)).width_multiplier == 0.125
+  lr = reproduce.experiment_config(s, reproduce.EXPERIMENTS["lottery_magnitude_p80_lr0.1_long"],
+                                   str(tmp_path), {"lr": 0.05, "epochs": 3}, (1,))
+  assert (lr.lr, lr.epochs) == (0.05, 6)
   with pytest.raises(UsageError, match="unknown setting"):
     reproduce.experiment_config(s, reproduce.EXPERIMENTS["l1_norm_vgg16_A"], str(tmp_path),
                                 {"epochz": 3}, (1,))
@@ -254,6 +264,20 @@ def test_report_lists_missing_seeds_and_failures(tmp_path):
   assert "`lottery_magnitude_p80_lr0.1` (Lottery, one-shot magnitude 80%, lr 0.1): seeds 1, " \
          "2, 3 incomplete; failed: E: boom." in text
   assert "`l1_norm_vgg16_A`" in text and "not finished within this run's compute budget" in text
+
+
+def test_report_of_only_some_experiments_covers_just_those(tmp_path):
+  acc = {"baseline": 90.0, "finetune": 89.0, "scratch_e": 87.0, "scratch_b": 89.5,
+         "lottery": 89.0, "lottery_random": 88.9}
+  s = _fake_suite_runs(tmp_path, acc)
+  out = tmp_path / "part" / "R.md"
+  report.write(s, str(tmp_path / "runs"), {}, (1, 2, 3), str(out), command="c", machine="m",
+               only=("lottery_magnitude_p80_lr0.1",))
+  text = out.read_text()
+  assert "| lottery_magnitude_p80_lr0.1 |" in text and "l1_norm_vgg16_A" not in text
+  assert "- This report covers only `lottery_magnitude_p80_lr0.1` (`--only`)" in text
+  records = json.loads((tmp_path / "part" / "records.json").read_text())
+  assert {r["experiment"] for r in records["records"]} == {"lottery_magnitude_p80_lr0.1"}
 
 
 # --- the tool -------------------------------------------------------------------------------

@@ -29,12 +29,12 @@ def test_cpu_model_and_isa_from_cpuinfo(tmp_path):
   path.write_text(CPUINFO)
   assert machine.cpu_model(str(path)) == "Intel(R) Xeon(R) Processor"  # the first processor's
   isa = machine.isa(str(path))
-  assert isa == {"avx512f": True, "avx512_bf16": True, "avx512_vnni": False, "amx_bf16": True,
+  assert isa == {"avx2": True, "avx512f": True, "avx512_bf16": True, "avx512_vnni": False, "amx_bf16": True,
                  "amx_int8": False, "amx_tile": True}
   m = machine.describe(str(path))
   line = machine.format_machine(m)
   assert line.startswith("machine: Intel(R) Xeon(R) Processor, ")
-  assert "ISA avx512f+avx512_bf16+amx_bf16+amx_tile (no avx512_vnni, amx_int8)" in line
+  assert "ISA avx2+avx512f+avx512_bf16+amx_bf16+amx_tile (no avx512_vnni, amx_int8)" in line
 
 
 def test_missing_cpuinfo_is_unknown_not_an_error(tmp_path):

@@ -88,7 +88,8 @@ def main(argv):
     wall = time.time() - t0
     path = reproduction_report.write(
         s, root, overrides, seeds, FLAGS.out, command=command, machine=machine,
-        wall_time_s=None if FLAGS.report_only else wall, notes_path=FLAGS.notes)
+        wall_time_s=None if FLAGS.report_only else wall, notes_path=FLAGS.notes,
+        only=FLAGS.only)
     print(f"wrote {path}")
   except UsageError as e:
     fail(str(e))

@@ -237,7 +237,10 @@ def invocation_lines(root: str) -> List[str]:
 
 
 def render(s, root: str, runs, seeds, *, command: str, machine: str,
-           wall_time_s: Optional[float], pngs: Mapping[str, str], notes: str = "") -> str:
+           wall_time_s: Optional[float], pngs: Mapping[str, str], notes: str = "",
+           keys: Optional[Sequence[str]] = None) -> str:
+  """The report's markdown; `keys`: the experiments it covers (default: the whole suite)."""
+  covered = list(keys or s.experiments)
   total = sum(float(rec.get("wall_time_s", 0.0)) for by_seed in runs.values()
               for recs in by_seed.values() for rec in recs.values())
   ran = [k for k, v in runs.items() if v]
@@ -285,7 +288,7 @@ def render(s, root: str, runs, seeds, *, command: str, machine: str,
     if table in pngs:
       lines += [f"![{table}]({pngs[table]})", ""]
   not_run = []
-  for key in s.experiments:
+  for key in covered:
     by_seed = runs.get(key, {})
     missing = [x for x in seeds if x not in by_seed
                or not all(r in by_seed[x] for r in reproduce.expected_regimes(
@@ -296,7 +299,11 @@ def render(s, root: str, runs, seeds, *, command: str, machine: str,
              else "not finished within this run's compute budget")
       not_run.append(f"- `{key}` ({reproduce.EXPERIMENTS[key].label}): seeds "
                      f"{', '.join(str(x) for x in missing)} incomplete; {why}.")
-  lines += ["## Not run, or incomplete", ""] + (not_run or ["- none"]) + [
+  lines += ["## Not run, or incomplete", ""] + (not_run or ["- none"])
+  if len(covered) < len(s.experiments):
+    lines.append(f"- This report covers only {', '.join(f'`{k}`' for k in covered)} (`--only`); "
+                 "the suite's other experiments are reported elsewhere.")
+  lines += [
       "- The architecture-search comparison (paper section 5) is here one pair per seed: the "
       "Network Slimming architecture vs the uniform one at the same parameter count "
       "(`uniform_e`). The sweeps over ratios with guided and transferred architectures "
@@ -307,16 +314,19 @@ def render(s, root: str, runs, seeds, *, command: str, machine: str,
 
 
 def write(s, root: str, overrides, seeds: Sequence[int], out: str, *, command: str, machine: str,
-          wall_time_s: Optional[float] = None, notes_path: Optional[str] = None) -> str:
+          wall_time_s: Optional[float] = None, notes_path: Optional[str] = None,
+          only: Sequence[str] = ()) -> str:
   """Writes `out` (REPRODUCTION.md), records.json and records.csv beside it and the PNGs in
-  <out dir>/reproduction/; returns `out`."""
+  <out dir>/reproduction/; returns `out`. `only`: report just these experiments (a run of part
+  of the suite written to its own file)."""
   del overrides
-  runs = collect(root, s.experiments, seeds)
+  keys = [k for k in s.experiments if not only or k in only]
+  runs = collect(root, keys, seeds)
   outdir = os.path.dirname(os.path.abspath(out))
   pngs = _plots(runs, root, list(seeds), os.path.join(outdir, "reproduction"), "reproduction")
   notes = open(notes_path).read() if notes_path else ""
   text = render(s, root, runs, list(seeds), command=command, machine=machine,
-                wall_time_s=wall_time_s, pngs=pngs, notes=notes)
+                wall_time_s=wall_time_s, pngs=pngs, notes=notes, keys=keys)
   rows = flat_records(runs)
   summary = {}
   for key, by_seed in runs.items():

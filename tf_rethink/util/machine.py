@@ -2,7 +2,8 @@
 
 Rules implemented:
   * the CPU model is /proc/cpuinfo's first `model name`; the ISA flags reported are the ones that
-    decide which CPU kernels oneDNN can pick (`ISA_FLAGS`: AVX-512, its bf16 / VNNI extensions, AMX),
+    decide which CPU kernels oneDNN can pick (`ISA_FLAGS`: AVX2, AVX-512, its bf16 / VNNI
+    extensions, AMX),
     each True or False as /proc/cpuinfo's `flags` line lists it;
   * the load is /proc/loadavg's 1/5/15-minute averages at the moment of asking (other processes
     compete for the same cores: a ratio from one interleaved run stays comparable, an absolute
@@ -19,7 +20,7 @@ import os
 import platform
 from typing import Dict, Iterable, List, Optional
 
-ISA_FLAGS = ("avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile")
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile")
 
 
 def _cpuinfo(path="/proc/cpuinfo") -> Dict[str, str]:
