@@ -22,7 +22,12 @@ instead thin every layer evenly (10.8x fewer FLOPs, not the paper's 2x). The ben
 of n BN scales as U(0, 1) * exp(-SLIMMING_DEPTH_DECAY * i / (n - 1)); the decay is calibrated so
 that the 70% threshold gives the paper's FLOPs (ours 3.92e8 of 7.97e8, 2.04x fewer; Network
 Slimming paper, VGGNet on CIFAR-10: 3.91e8, 2.30 M params vs our 2.52 M). It is a stand-in for a
-trained run's architecture, not one; time a real run's export with `--savedmodels`.
+trained run's architecture, not one. `--slimming_scales=DIR` replaces it with a trained one: the BN
+scales of DIR, a Keras SavedModel of a VGG-19 trained with the sparsity penalty (a run's
+`export/baseline`, e.g. `python -m tf_rethink.main --method=network_slimming --model=vgg19_slim
+--regime=baseline ...`), are copied into the bench's model in graph order, so the 70% threshold
+(and every `--round_to`) selects the channels that training selected; the row says `trained`.
+Only the widths come from DIR (any input shape it was trained on); the timed weights stay random.
 
 Rounding (`--round_to`, a list): every architecture is pruned once per value, the method built with
 `round_to=N` (`pruning.select.rounded`: each kept channel count moved to the nearest multiple of N,
@@ -83,9 +88,13 @@ _FORMATS = flags.DEFINE_list("formats", list(FORMATS), "SavedModel formats to ti
                              "(export.export_serving: BN folded, frozen) and/or keras "
                              "(export.export_and_verify: the trainable Keras SavedModel).")
 _ROUND_TO = flags.DEFINE_list("round_to", ["1"], "Kept channel counts rounded to a multiple of each "
-                              "of these (1: the paper's widths); one row per value.")
+                              "of these (1: the paper's widths; auto: this machine's channel "
+                              "block, pruning.select.hardware_round_to); one row per value.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny widths, few calls: checks the output, not speed.")
 _JSON = flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
+_SLIM_SCALES = flags.DEFINE_string("slimming_scales", None, "A Keras SavedModel of a sparsity-"
+                                   "trained vgg19_slim (a run's export/baseline): its BN scales "
+                                   "choose the slimming row's channels instead of the stand-in.")
 _TIMING_SPEC = flags.DEFINE_string("timing_spec", None, "Internal: run one timing phase in this "
                                    "process from this JSON spec and write its result next to it.")
 
@@ -123,6 +132,25 @@ def slimming_like_gammas(model, decay=SLIMMING_DEPTH_DECAY, seed=0):
   return model
 
 
+def trained_slimming_gammas(model, path):
+  """Copies the BN scales of the slimming BNs of the Keras SavedModel at `path` into the
+  slimming BNs of `model`, in graph order (same count and widths, or a UsageError)."""
+  from tf_rethink import export
+  from tf_rethink.pruning.methods.network_slimming import slimming_bns
+  trained = export.load(path)
+  src, dst = list(slimming_bns(trained).values()), list(slimming_bns(model).values())
+  widths = lambda bns: [int(bn.gamma.shape[0]) for bn in bns]  # noqa: E731
+  if widths(src) != widths(dst):
+    raise errors.UsageError(
+        f"--slimming_scales={path}: its BatchNorm widths {widths(src)} are not those of the "
+        f"bench's vgg19_slim {widths(dst)}; pass an export of vgg19_slim at the bench's width")
+  for s, d in zip(src, dst):
+    weights = d.get_weights()
+    weights[0] = s.gamma.numpy().astype(weights[0].dtype)
+    d.set_weights(weights)
+  return model
+
+
 def available(archs_filter):
   """(label, model, method, kwargs) rows whose model and method exist; skipped rows' messages."""
   from tf_rethink.models import MODELS
@@ -150,7 +178,10 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
   full = MODELS.get(model_name).build(input_shape=shape, num_classes=classes,
                                       width_multiplier=cfg["width_multiplier"])
   randomize(full)
-  if method == "network_slimming":
+  if method == "network_slimming" and cfg.get("slimming_scales"):
+    trained_slimming_gammas(full, cfg["slimming_scales"])
+    label = label.replace(")", ", trained)")
+  elif method == "network_slimming":
     slimming_like_gammas(full)
   sample = np.random.default_rng(0).normal(size=(8, *shape)).astype("float32")
   writers = {"keras": export.export_and_verify, "serving": export.export_serving}
@@ -304,13 +335,15 @@ def timing_child(spec_path):
 
 
 def _round_to_values():
+  from tf_rethink.pruning import select  # pylint: disable=import-outside-toplevel
   try:
-    values = [int(v) for v in _ROUND_TO.value]
-  except ValueError:
+    values = [select.resolve_round_to(v) for v in _ROUND_TO.value]
+  except errors.UsageError:
     values = []
-  if not values or min(values) < 1:
-    _usage_error(f"--round_to={','.join(_ROUND_TO.value)} takes positive integers, e.g. 1,8,16")
-  return values
+  if not values:
+    _usage_error(f"--round_to={','.join(_ROUND_TO.value)} takes positive integers or auto, "
+                 "e.g. 1,8,16")
+  return list(dict.fromkeys(values))
 
 
 def _usage_error(message):
@@ -334,7 +367,8 @@ def main(argv):
   cfg = dict(repeats=_REPEATS.value, calls=_CALLS.value, batches=_BATCHES.value,
              batch_size=_BIG.value, width_multiplier=1.0, formats=list(_FORMATS.value),
              threads_batch1=_THREADS_1.value, threads_batch=_THREADS_B.value,
-             round_to=_round_to_values(), machine=machine.describe())
+             round_to=_round_to_values(), slimming_scales=_SLIM_SCALES.value,
+             machine=machine.describe())
   if _QUICK.value:
     cfg.update(repeats=2, calls=3, batches=1, batch_size=8, width_multiplier=0.125)
   result = dict(cfg, rows=[], skipped=[])
@@ -347,8 +381,11 @@ def main(argv):
         _usage_error(str(e))
     else:
       archs, result["skipped"] = available(_ARCHS.value)
-      for arch in archs:
-        pairs += export_pair(*arch, cfg, workdir)
+      try:
+        for arch in archs:
+          pairs += export_pair(*arch, cfg, workdir)
+      except errors.UsageError as e:
+        _usage_error(str(e))
     specs = [{"paths": paths, "input_shape": row["input_shape"]} for row, paths in pairs]
     lat = run_phase(specs, 1, cfg["calls"], cfg["threads_batch1"], cfg["repeats"], workdir)
     thr = run_phase(specs, cfg["batch_size"], cfg["batches"], cfg["threads_batch"],

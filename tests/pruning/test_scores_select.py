@@ -69,3 +69,32 @@ def test_every_channel_method_states_and_applies_the_rounding():
     METHODS.get("magnitude")(ratio=0.5, round_to=16)
   with pytest.raises(UsageError, match="positive integer"):
     METHODS.get("l1_norm")(ratio=0.5, round_to=0)
+
+
+def test_auto_round_to_is_the_channel_block_of_the_machine():
+  no = {"avx2": False, "avx512f": False}
+  assert select.hardware_round_to(isa=no, gpus=1) == 8
+  assert select.hardware_round_to(isa=dict(no, avx2=True, avx512f=True), gpus=0) == 16
+  assert select.hardware_round_to(isa=dict(no, avx2=True), gpus=0) == 8
+  assert select.hardware_round_to(isa=no, gpus=0) == 1
+  here = select.hardware_round_to()
+  assert here in (1, 8, 16)
+  assert select.resolve_round_to("auto") == select.resolve_round_to(" AUTO ") == here
+  assert select.resolve_round_to("8") == select.resolve_round_to(8) == 8
+  for bad in ("fast", "1.5", "0", -4, 2.0, True, None):
+    with pytest.raises(UsageError, match=r"must be a positive integer .* or 'auto'"):
+      select.resolve_round_to(bad)
+
+
+def test_auto_round_to_reaches_the_plan():
+  import tf_rethink  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  from tf_rethink.models import MODELS  # pylint: disable=import-outside-toplevel
+  from tf_rethink.pruning import METHODS  # pylint: disable=import-outside-toplevel
+  model = MODELS.get("resnet20").build(input_shape=(32, 32, 3), num_classes=10)
+  pruner = METHODS.get("l1_norm")(ratio=0.3, round_to="auto")
+  n = select.hardware_round_to()
+  assert pruner.round_to == n
+  plan = pruner.select(model, None, model_name="resnet20")
+  if n > 1:
+    assert plan.variant.endswith(f",round_to={n}")
+    assert all(len(v) % n == 0 or len(v) < n for v in plan.keep.values())

@@ -235,7 +235,7 @@ def cases() -> List[Case]:
       "width_multiplier": ["inf", "nan", "0", "-1"], "momentum": ["-5", "1", "1.5", "nan"],
       "weight_decay": ["-1", "inf", "nan"], "prune_ratio": ["0", "1", "nan", "-0.2", "inf"],
       "epochs": ["0", "-3"], "batch_size": ["0", "-1"], "finetune_epochs": ["0", "-2"],
-      "scratch_b_cap": ["0.5", "-1", "nan", "inf"], "round_to": ["0", "-4"],
+      "scratch_b_cap": ["0.5", "-1", "nan", "inf"], "round_to": ["0", "-4", "fast", "1.5"],
       "limit_train": ["0", "-5"], "limit_test": ["0"], "seed": ["-1", "4294967296"],
       "verbose": ["7", "-1"], "steps_per_execution": ["0"],
   }.items():

@@ -82,7 +82,7 @@ def test_bad_round_to_is_one_line_exit_2():
                         capture_output=True, text=True, timeout=120, check=False)
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1] == (
-      "bench_inference.py: error: --round_to=1,0 takes positive integers, e.g. 1,8,16")
+      "bench_inference.py: error: --round_to=1,0 takes positive integers or auto, e.g. 1,8,16")
 
 
 def test_bad_savedmodels_is_one_line_exit_2(tmp_path):
@@ -93,3 +93,53 @@ def test_bad_savedmodels_is_one_line_exit_2(tmp_path):
   assert proc.stderr.strip().splitlines()[-1] == (
       "bench_inference.py: error: --savedmodels takes two paths: "
       "--savedmodels=FULL_DIR,PRUNED_DIR")
+
+
+def _slimming_model(input_shape, gammas=None):
+  from tf_rethink.models import MODELS
+  from tf_rethink.pruning.methods.network_slimming import slimming_bns
+  model = MODELS.get("vgg19_slim").build(input_shape=input_shape, num_classes=10,
+                                         width_multiplier=0.125)
+  rng = np.random.default_rng(3)
+  for i, bn in enumerate(slimming_bns(model).values()):
+    weights = bn.get_weights()
+    # A trained-looking shape unlike the stand-in's: the middle layers keep the most.
+    weights[0] = (rng.uniform(0.0, 1.0, weights[0].shape) * (1.0 - abs(i - 8) / 9)).astype(
+        weights[0].dtype)
+    bn.set_weights(weights)
+  return model
+
+
+def test_slimming_scales_choose_the_slimming_rows_channels(tmp_path):
+  # A "trained" vgg19_slim on Fashion-MNIST's input shape: its BN scales, copied into the bench's
+  # 32x32x3 model, give the widths its own 70% threshold gives.
+  from tf_rethink import export
+  from tf_rethink.pruning import METHODS
+  trained = _slimming_model((28, 28, 1))
+  pruner = METHODS.get("network_slimming")(ratio=0.7)
+  want = [layer.filters for layer in pruner.select(trained, None).apply(trained).layers
+          if hasattr(layer, "filters")]
+  path = tmp_path / "baseline"
+  export.export_and_verify(trained, str(path), np.zeros((2, 28, 28, 1), "float32"))
+  stdout, r = run_tool("bench_inference.py", ["--formats=serving", "--archs=vgg19_slim",
+                                              f"--slimming_scales={path}"], tmp_path)
+  (row,) = r["rows"]
+  _check_row(row, stdout)
+  assert row["label"] == "VGG-19 70% (Network Slimming, trained)"
+  assert row["pruned_widths"] == want
+  assert max(want[:2]) < max(want[6:10])   # the middle-heavy shape, not the stand-in's
+
+
+def test_slimming_scales_of_another_model_is_one_line_exit_2(tmp_path):
+  from tf_rethink import export
+  from tf_rethink.models import MODELS
+  other = MODELS.get("vgg16").build(input_shape=(32, 32, 3), num_classes=10,
+                                    width_multiplier=0.125)
+  export.export_and_verify(other, str(tmp_path / "vgg16"), np.zeros((2, 32, 32, 3), "float32"))
+  proc = subprocess.run([sys.executable, f"{ROOT}/tools/bench_inference.py", "--quick",
+                         "--archs=vgg19_slim", f"--slimming_scales={tmp_path / 'vgg16'}"],
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("bench_inference.py: error: --slimming_scales=") and (
+      "are not those of the bench's vgg19_slim" in last), last

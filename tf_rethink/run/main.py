@@ -23,6 +23,7 @@ from absl import logging  # noqa: E402
 from tf_rethink.util import quiet
 from tf_rethink.run.config import (AUGMENTATIONS, Config, JIT_CHOICES, LR_SCHEDULES, PRECISIONS,
                                    REGIME_CHOICES)
+from tf_rethink.pruning import select
 from tf_rethink.util import errors
 from tf_rethink.util.errors import UsageError, fail, parse_flags
 
@@ -37,8 +38,9 @@ flags.DEFINE_string("variant", _D.variant, "The method's predefined target, e.g.
                     "empty: the method's default for the model.")
 flags.DEFINE_float("prune_ratio", _D.prune_ratio, "Fraction of channels to remove in every prunable "
                    "layer, instead of a predefined variant.")
-flags.DEFINE_integer("round_to", _D.round_to, "Round every kept channel count to a multiple of "
-                     "this (the vector width CPU/GPU kernels compute in; 1: the paper's counts).")
+flags.DEFINE_string("round_to", str(_D.round_to), "Round every kept channel count to a multiple "
+                    "of this (the channel block CPU/GPU kernels compute in; 1: the paper's counts; "
+                    "auto: this machine's, 16 with AVX-512, 8 with AVX2 or a GPU).")
 flags.DEFINE_float("width_multiplier", None, "Scales every layer width of the model (1.0 = the "
                    "paper's widths; default 1.0 on CIFAR/ImageNet, 0.25 on Fashion-MNIST data).")
 flags.DEFINE_integer("epochs", None, "Epochs of the large model and of Scratch-E (default: 160 "
@@ -110,6 +112,7 @@ def config_from_flags() -> Config:
   """The Config of the parsed flags (the method's own options included)."""
   fields = {name: FLAGS[name].value for name in Config.__dataclass_fields__
             if name != "method_options"}
+  fields["round_to"] = select.resolve_round_to(fields["round_to"])   # "auto" -> this machine's
   options = {name: FLAGS[name].value for name, owners in _METHOD_FLAGS.items()
              if FLAGS.method in owners}
   for name, owners in _METHOD_FLAGS.items():

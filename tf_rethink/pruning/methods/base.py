@@ -10,6 +10,7 @@ import abc
 import dataclasses
 from typing import ClassVar, Dict, Optional
 
+from tf_rethink.pruning.select import resolve_round_to
 from tf_rethink.util.errors import UsageError
 
 
@@ -41,11 +42,9 @@ class Pruner(abc.ABC):
     if kwargs:
       raise UsageError(f"method {self.name!r} does not take option(s) {sorted(kwargs)}; its "
                        f"options: {sorted(self.options) or 'none'}")
-    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-      raise UsageError(f"round_to={round_to!r} must be a positive integer (1: no rounding)")
     self.variant = variant
     self.ratio = ratio
-    self.round_to = int(round_to)
+    self.round_to = resolve_round_to(round_to)   # "auto": this machine's channel block
 
   def describe(self, variant: str) -> str:
     """The plan's variant string: `variant`, with the rounding when there is one."""
