@@ -27,7 +27,8 @@ scales of DIR, a Keras SavedModel of a VGG-19 trained with the sparsity penalty 
 `export/baseline`, e.g. `python -m tf_rethink.main --method=network_slimming --model=vgg19_slim
 --regime=baseline ...`), are copied into the bench's model in graph order, so the 70% threshold
 (and every `--round_to`) selects the channels that training selected; the row says `trained`.
-Only the widths come from DIR (any input shape it was trained on); the timed weights stay random.
+Only the widths come from DIR (any input shape it was trained on; its width multiplier, read from
+its first BN, is the row's, named in the label); the timed weights stay random.
 
 Rounding (`--round_to`, a list): every architecture is pruned once per value, the method built with
 `round_to=N` (`pruning.select.rounded`: each kept channel count moved to the nearest multiple of N,
@@ -132,18 +133,28 @@ def slimming_like_gammas(model, decay=SLIMMING_DEPTH_DECAY, seed=0):
   return model
 
 
-def trained_slimming_gammas(model, path):
-  """Copies the BN scales of the slimming BNs of the Keras SavedModel at `path` into the
-  slimming BNs of `model`, in graph order (same count and widths, or a UsageError)."""
-  from tf_rethink import export
+def _bn_widths(model):
   from tf_rethink.pruning.methods.network_slimming import slimming_bns
-  trained = export.load(path)
+  return [int(bn.gamma.shape[0]) for bn in slimming_bns(model).values()]
+
+
+def trained_width_multiplier(trained, model_name, shape, classes):
+  """The width multiplier `trained` was built with: its first slimming BN's width over that of
+  `model_name` at full width."""
+  from tf_rethink.models import MODELS
+  full = MODELS.get(model_name).build(input_shape=shape, num_classes=classes)
+  return _bn_widths(trained)[0] / _bn_widths(full)[0]
+
+
+def trained_slimming_gammas(model, trained, path):
+  """Copies the BN scales of the slimming BNs of `trained` (loaded from `path`) into the
+  slimming BNs of `model`, in graph order (same count and widths, or a UsageError)."""
+  from tf_rethink.pruning.methods.network_slimming import slimming_bns
   src, dst = list(slimming_bns(trained).values()), list(slimming_bns(model).values())
-  widths = lambda bns: [int(bn.gamma.shape[0]) for bn in bns]  # noqa: E731
-  if widths(src) != widths(dst):
+  if _bn_widths(trained) != _bn_widths(model):
     raise errors.UsageError(
-        f"--slimming_scales={path}: its BatchNorm widths {widths(src)} are not those of the "
-        f"bench's vgg19_slim {widths(dst)}; pass an export of vgg19_slim at the bench's width")
+        f"--slimming_scales={path}: its BatchNorm widths {_bn_widths(trained)} are not those "
+        f"of the bench's vgg19_slim {_bn_widths(model)}; pass an export of a vgg19_slim")
   for s, d in zip(src, dst):
     weights = d.get_weights()
     weights[0] = s.gamma.numpy().astype(weights[0].dtype)
@@ -175,12 +186,18 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
   from tf_rethink.models import MODELS
   from tf_rethink.pruning import METHODS
   shape, classes = (32, 32, 3), 10
-  full = MODELS.get(model_name).build(input_shape=shape, num_classes=classes,
-                                      width_multiplier=cfg["width_multiplier"])
-  randomize(full)
+  width, trained = cfg["width_multiplier"], None
   if method == "network_slimming" and cfg.get("slimming_scales"):
-    trained_slimming_gammas(full, cfg["slimming_scales"])
+    trained = export.load(cfg["slimming_scales"])
+    width = trained_width_multiplier(trained, model_name, shape, classes)
     label = label.replace(")", ", trained)")
+    if width != cfg["width_multiplier"]:
+      label = label.replace("VGG-19", f"VGG-19 x{width:g}")
+  full = MODELS.get(model_name).build(input_shape=shape, num_classes=classes,
+                                      width_multiplier=width)
+  randomize(full)
+  if trained is not None:
+    trained_slimming_gammas(full, trained, cfg["slimming_scales"])
   elif method == "network_slimming":
     slimming_like_gammas(full)
   sample = np.random.default_rng(0).normal(size=(8, *shape)).astype("float32")

@@ -60,6 +60,17 @@ def test_dry_run_reproduces_reference_flops(tmp_path):
   assert "GPU-hours" in proc.stdout
 
 
+def test_baseline_only_run_exports_the_baseline(tmp_path):
+  # --regime=baseline has no plan: the export is the large model alone (it once crashed here).
+  proc = run_main(*SMOKE, "--regime=baseline", "--epochs=1", f"--workdir={tmp_path}")
+  assert sorted(json.load(open(tmp_path / "results.json"))) == ["baseline"]
+  assert not os.path.exists(tmp_path / "plan.json")
+  sizes = json.load(open(tmp_path / "export" / "sizes.json"))
+  assert list(sizes["bytes"]) == ["baseline"]
+  assert os.path.exists(tmp_path / "export" / "serving" / "baseline" / "saved_model.pb")
+  assert "exported SavedModels" in proc.stdout and "Traceback" not in proc.stderr
+
+
 def test_experiment_end_to_end_then_reused(tmp_path):
   workdir = f"--workdir={tmp_path}"
   proc = run_main(*SMOKE, "--regime=all", workdir)

@@ -95,11 +95,11 @@ def test_bad_savedmodels_is_one_line_exit_2(tmp_path):
       "--savedmodels=FULL_DIR,PRUNED_DIR")
 
 
-def _slimming_model(input_shape, gammas=None):
+def _slimming_model(input_shape, width):
   from tf_rethink.models import MODELS
   from tf_rethink.pruning.methods.network_slimming import slimming_bns
   model = MODELS.get("vgg19_slim").build(input_shape=input_shape, num_classes=10,
-                                         width_multiplier=0.125)
+                                         width_multiplier=width)
   rng = np.random.default_rng(3)
   for i, bn in enumerate(slimming_bns(model).values()):
     weights = bn.get_weights()
@@ -111,11 +111,12 @@ def _slimming_model(input_shape, gammas=None):
 
 
 def test_slimming_scales_choose_the_slimming_rows_channels(tmp_path):
-  # A "trained" vgg19_slim on Fashion-MNIST's input shape: its BN scales, copied into the bench's
-  # 32x32x3 model, give the widths its own 70% threshold gives.
+  # A "trained" vgg19_slim x0.25 on Fashion-MNIST's input shape: its BN scales, copied into the
+  # bench's 32x32x3 model of the same width (not --quick's x0.125), give the widths its own 70%
+  # threshold gives.
   from tf_rethink import export
   from tf_rethink.pruning import METHODS
-  trained = _slimming_model((28, 28, 1))
+  trained = _slimming_model((28, 28, 1), 0.25)
   pruner = METHODS.get("network_slimming")(ratio=0.7)
   want = [layer.filters for layer in pruner.select(trained, None).apply(trained).layers
           if hasattr(layer, "filters")]
@@ -125,7 +126,7 @@ def test_slimming_scales_choose_the_slimming_rows_channels(tmp_path):
                                               f"--slimming_scales={path}"], tmp_path)
   (row,) = r["rows"]
   _check_row(row, stdout)
-  assert row["label"] == "VGG-19 70% (Network Slimming, trained)"
+  assert row["label"] == "VGG-19 x0.25 70% (Network Slimming, trained)"
   assert row["pruned_widths"] == want
   assert max(want[:2]) < max(want[6:10])   # the middle-heavy shape, not the stand-in's
 

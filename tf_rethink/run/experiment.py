@@ -151,7 +151,8 @@ def _export(config: Config, ctx, model, workdir: str, report: bool = True) -> No
   (`export/<name>` under `workdir`) and as a verified inference SavedModel
   (`export/serving/<name>`: BN folded, frozen; `export.export_serving`); prints the sizes. A finished export (export/sizes.json
   written last, every export directory ours) is not redone."""
-  names = ("baseline", config.regimes[-1])
+  last = config.regimes[-1]
+  names = ("baseline",) if last == "baseline" else ("baseline", last)   # --regime=baseline: one
   # Whether the exports are finished is read from the shared workdir by every worker alike (all
   # workers must export together or not at all: saving reads BatchNorm statistics collectively).
   def export_dirs(root):
@@ -168,9 +169,10 @@ def _export(config: Config, ctx, model, workdir: str, report: bool = True) -> No
   full = ctx.build_full()
   full.load_weights(ctx.baseline_weights)
   sizes, gzipped, serving = {}, {}, {}
-  with progress.progress("exporting SavedModels", total=4, unit="models",
+  models = [("baseline", full)] + [(n, ctx.plan.export_model(model)) for n in names[1:]]
+  with progress.progress("exporting SavedModels", total=2 * len(models), unit="models",
                          verbose=config.verbose if report else 0) as bar:
-    for name, m in (("baseline", full), (config.regimes[-1], ctx.plan.export_model(model))):
+    for name, m in models:
       path = os.path.join(workdir, "export", name)
       sizes[name] = export_lib.export_and_verify(m, path, sample)["bytes"]
       gzipped[name] = export_lib.gzip_size(path)
@@ -178,8 +180,12 @@ def _export(config: Config, ctx, model, workdir: str, report: bool = True) -> No
       serving[name] = export_lib.export_serving(
           m, os.path.join(workdir, "export", "serving", name), sample)["bytes"]
       bar.update(1)
-  name = config.regimes[-1]
-  if report:
+  name = last
+  if report and last == "baseline":
+    print(f"exported SavedModels to {os.path.join(workdir, 'export')} (reloaded and verified): "
+          f"baseline {sizes['baseline']:,} bytes, gzipped {gzipped['baseline']:,}; "
+          f"inference-only (BN folded, frozen) in export/serving: {serving['baseline']:,} bytes")
+  elif report:
     print(f"exported SavedModels to {os.path.join(workdir, 'export')} (reloaded and verified): "
           f"baseline {sizes['baseline']:,} bytes, {name} {sizes[name]:,} bytes "
           f"({sizes['baseline'] / sizes[name]:.2f}x smaller); gzipped {gzipped['baseline']:,} vs "
