@@ -36,6 +36,12 @@ the same option as `tf_rethink.main --round_to`; 1 = the paper's widths), and ea
 timed against the same full model; the row says `round_to=N` and gives its own FLOPs ratio (rounding
 changes the FLOPs too), so speedup / FLOPs shows whether the removed channels became time.
 
+The per-op floor (`--floor`): each full model is also exported and timed at 1/16 of its width.
+That graph has the same ops with almost no arithmetic, so its batch-1 latency is the cost that
+removing channels cannot remove (ResNet-56-B prunes inside blocks: the op count stays). The row
+then states that share and the best batch-1 speedup a FLOPs cut of the row's ratio can give,
+floor + (full - floor) / FLOPs ratio (`floor_bound`).
+
 Threads: TensorFlow fixes its thread pools per process, so each measurement runs in a child
 process with its own `--threads_batch1` / `--threads_batch` (intra-op threads; 0 = one per core).
 On the 2-core machine of the README, one thread gave the lowest batch-1 latency (ResNet-56:
@@ -92,6 +98,10 @@ _ROUND_TO = flags.DEFINE_list("round_to", ["1"], "Kept channel counts rounded to
                               "of these (1: the paper's widths; auto: this machine's channel "
                               "block, pruning.select.hardware_round_to); one row per value.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny widths, few calls: checks the output, not speed.")
+FLOOR_DIVISOR = 16
+_FLOOR = flags.DEFINE_bool("floor", False, "Also time each full model at 1/16 of its width: the "
+                           "per-op cost no channel pruning removes, and the batch-1 speedup bound "
+                           "it leaves (floor + (full - floor) / FLOPs ratio).")
 _JSON = flags.DEFINE_string("json_out", None, "Also write the results as JSON here.")
 _SLIM_SCALES = flags.DEFINE_string("slimming_scales", None, "A Keras SavedModel of a sparsity-"
                                    "trained vgg19_slim (a run's export/baseline): its BN scales "
@@ -202,10 +212,17 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
     slimming_like_gammas(full)
   sample = np.random.default_rng(0).normal(size=(8, *shape)).astype("float32")
   writers = {"keras": export.export_and_verify, "serving": export.export_serving}
+  floor = None
+  if cfg.get("floor"):   # the same graph at 1/FLOOR_DIVISOR of the width: the per-op cost
+    floor = randomize(MODELS.get(model_name).build(input_shape=shape, num_classes=classes,
+                                                   width_multiplier=width / FLOOR_DIVISOR))
   out = []
   for fmt in cfg["formats"]:
     full_path = os.path.join(workdir, f"{model_name}_full_{fmt}")
     writers[fmt](full, full_path, sample)
+    floor_path = os.path.join(workdir, f"{model_name}_floor_{fmt}")
+    if floor is not None:
+      writers[fmt](floor, floor_path, sample)
     for round_to in cfg["round_to"]:
       pruner = METHODS.get(method)(**kwargs, round_to=round_to)
       plan = pruner.select(pruner.prepare(full), None, model_name=model_name)
@@ -217,6 +234,10 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
              "model": model_name, "method": method, "round_to": round_to,
              "plan_variant": plan.variant, "full_widths": _conv_widths(full),
              "pruned_widths": _conv_widths(pruned)}
+      if floor is not None and round_to == cfg["round_to"][0]:
+        paths["floor"] = floor_path
+        from tf_rethink import flops  # pylint: disable=import-outside-toplevel
+        row["flops_floor"] = flops.count(floor).flops
       out.append((_with_counts(row, full, pruned), paths))
   return out
 
@@ -305,7 +326,20 @@ def add_timings(row, lat, thr):
   row["speedup_batch"] = row["img_per_s_pruned"] / row["img_per_s_full"]
   row["speedup_over_flops_batch1"] = row["speedup_batch1"] / row["flops_ratio"]
   row["speedup_over_flops_batch"] = row["speedup_batch"] / row["flops_ratio"]
+  if "floor" in lat:
+    row["latency_ms_floor"] = statistics.median(lat["floor"])
+    row["img_per_s_floor"] = statistics.median(thr["floor"])
+    row.update(floor_bound(row["latency_ms_full"], row["latency_ms_floor"], row["flops_ratio"]))
   return row
+
+
+def floor_bound(full_ms, floor_ms, flops_ratio):
+  """What a FLOPs cut can give at batch 1 when `floor_ms` of the full model's `full_ms` is per-op
+  cost that pruning channels does not remove (the same graph at a tiny width takes it): the best
+  pruned latency is floor + (full - floor) / flops_ratio."""
+  best = full_ms / (floor_ms + max(full_ms - floor_ms, 0.0) / flops_ratio)
+  return {"floor_share_batch1": floor_ms / full_ms, "best_speedup_batch1": best,
+          "best_speedup_over_flops_batch1": best / flops_ratio}
 
 
 def _spread(xs):
@@ -327,6 +361,15 @@ def format_rows(result) -> str:
         f"{r['speedup_over_flops_batch1']:6.2f} "
         f"{r['img_per_s_full']:10.0f}/{r['img_per_s_pruned']:<10.0f} {r['speedup_batch']:7.2f}x "
         f"{r['speedup_over_flops_batch']:6.2f}")
+  for r in result["rows"]:
+    if "latency_ms_floor" in r:
+      lines.append(
+          f"  floor of {r['model']} (the same graph at 1/{FLOOR_DIVISOR} width, "
+          f"{r['flops_floor']:.3g} FLOPs): batch 1 {r['latency_ms_floor']:.2f} ms = "
+          f"{r['floor_share_batch1']:.0%} of the full model's; at most "
+          f"{r['best_speedup_batch1']:.2f}x ({r['best_speedup_over_flops_batch1']:.2f} of the "
+          f"FLOPs ratio) from pruning channels at batch 1; batch {b} {r['img_per_s_floor']:.0f} "
+          "img/s")
   noise = max([v for r in result["rows"] for k, v in r.items() if "spread" in k] or [0.0])
   threads = lambda n: "one per core" if n == 0 else str(n)  # noqa: E731
   lines.append(f"target: speedup >= 0.8 x FLOPs ratio (columns /FLOPs >= 0.80); intra-op threads: "
@@ -385,6 +428,7 @@ def main(argv):
              batch_size=_BIG.value, width_multiplier=1.0, formats=list(_FORMATS.value),
              threads_batch1=_THREADS_1.value, threads_batch=_THREADS_B.value,
              round_to=_round_to_values(), slimming_scales=_SLIM_SCALES.value,
+             floor=_FLOOR.value,
              machine=machine.describe())
   if _QUICK.value:
     cfg.update(repeats=2, calls=3, batches=1, batch_size=8, width_multiplier=0.125)

@@ -1,4 +1,5 @@
 """tools/bench_inference.py --quick: runs end to end and prints/writes well-formed results."""
+import os
 import subprocess
 import sys
 
@@ -144,3 +145,25 @@ def test_slimming_scales_of_another_model_is_one_line_exit_2(tmp_path):
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith("bench_inference.py: error: --slimming_scales=") and (
       "are not those of the bench's vgg19_slim" in last), last
+
+
+def test_floor_bound_from_given_numbers():
+  sys.path.insert(0, os.path.join(ROOT, "tools"))
+  import bench_inference  # pylint: disable=import-outside-toplevel
+  b = bench_inference.floor_bound(10.0, 6.0, 1.38)
+  assert abs(b["floor_share_batch1"] - 0.6) < 1e-12
+  assert abs(b["best_speedup_batch1"] - 10.0 / (6.0 + 4.0 / 1.38)) < 1e-12
+  assert abs(b["best_speedup_over_flops_batch1"] - b["best_speedup_batch1"] / 1.38) < 1e-12
+  assert bench_inference.floor_bound(10.0, 0.0, 2.0)["best_speedup_batch1"] == 2.0
+
+
+def test_floor_rows_time_the_tiny_width_graph(tmp_path):
+  stdout, r = run_tool("bench_inference.py", ["--formats=serving", "--archs=resnet56",
+                                              "--round_to=1,8", "--floor"], tmp_path)
+  first, second = r["rows"]
+  _check_row(first, stdout)
+  assert first["latency_ms_floor"] > 0 and first["img_per_s_floor"] > 0
+  assert first["flops_floor"] * 5 < first["flops_full"]   # --quick widths clamp at 1 channel
+  assert first["floor_share_batch1"] == first["latency_ms_floor"] / first["latency_ms_full"]
+  assert "latency_ms_floor" not in second   # one floor per architecture and format
+  assert "floor of resnet56 (the same graph at 1/16 width" in stdout
