@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.tools.test_bench_train import ROOT, run_tool
 
@@ -111,10 +112,16 @@ def _slimming_model(input_shape, width):
   return model
 
 
-def test_slimming_scales_choose_the_slimming_rows_channels(tmp_path):
+def _bench_module():
+  sys.path.insert(0, os.path.join(ROOT, "tools"))
+  import bench_inference  # pylint: disable=import-outside-toplevel
+  return bench_inference
+
+
+def test_slimming_scales_choose_the_slimming_rows_channels_and_floor(tmp_path):
   # A "trained" vgg19_slim x0.25 on Fashion-MNIST's input shape: its BN scales, copied into the
   # bench's 32x32x3 model of the same width (not --quick's x0.125), give the widths its own 70%
-  # threshold gives.
+  # threshold gives. --floor also times the full graph at 1/16 width, once per architecture.
   from tf_rethink import export
   from tf_rethink.pruning import METHODS
   trained = _slimming_model((28, 28, 1), 0.25)
@@ -124,46 +131,36 @@ def test_slimming_scales_choose_the_slimming_rows_channels(tmp_path):
   path = tmp_path / "baseline"
   export.export_and_verify(trained, str(path), np.zeros((2, 28, 28, 1), "float32"))
   stdout, r = run_tool("bench_inference.py", ["--formats=serving", "--archs=vgg19_slim",
-                                              f"--slimming_scales={path}"], tmp_path)
-  (row,) = r["rows"]
-  _check_row(row, stdout)
+                                              f"--slimming_scales={path}", "--round_to=1,8",
+                                              "--floor"], tmp_path)
+  row, rounded = r["rows"]
+  for x in (row, rounded):
+    _check_row(x, stdout)
   assert row["label"] == "VGG-19 x0.25 70% (Network Slimming, trained)"
   assert row["pruned_widths"] == want
   assert max(want[:2]) < max(want[6:10])   # the middle-heavy shape, not the stand-in's
+  assert row["latency_ms_floor"] > 0 and row["img_per_s_floor"] > 0
+  assert row["flops_floor"] * 50 < row["flops_full"]
+  assert row["floor_share_batch1"] == row["latency_ms_floor"] / row["latency_ms_full"]
+  assert "latency_ms_floor" not in rounded   # one floor per architecture and format
+  assert "floor of vgg19_slim (the same graph at 1/16 width" in stdout
 
 
-def test_slimming_scales_of_another_model_is_one_line_exit_2(tmp_path):
-  from tf_rethink import export
+def test_slimming_scales_of_another_model_is_refused():
   from tf_rethink.models import MODELS
+  from tf_rethink.util.errors import UsageError
+  bench = _bench_module()
   other = MODELS.get("vgg16").build(input_shape=(32, 32, 3), num_classes=10,
                                     width_multiplier=0.125)
-  export.export_and_verify(other, str(tmp_path / "vgg16"), np.zeros((2, 32, 32, 3), "float32"))
-  proc = subprocess.run([sys.executable, f"{ROOT}/tools/bench_inference.py", "--quick",
-                         "--archs=vgg19_slim", f"--slimming_scales={tmp_path / 'vgg16'}"],
-                        capture_output=True, text=True, timeout=300, check=False)
-  assert proc.returncode == 2, proc.stderr[-2000:]
-  last = proc.stderr.strip().splitlines()[-1]
-  assert last.startswith("bench_inference.py: error: --slimming_scales=") and (
-      "are not those of the bench's vgg19_slim" in last), last
+  model = _slimming_model((32, 32, 3), 0.125)
+  assert bench.trained_width_multiplier(other, "vgg19_slim", (32, 32, 3), 10) == 0.125
+  with pytest.raises(UsageError, match=r"--slimming_scales=p: its BatchNorm widths \[8, 8, 16"):
+    bench.trained_slimming_gammas(model, other, "p")
 
 
 def test_floor_bound_from_given_numbers():
-  sys.path.insert(0, os.path.join(ROOT, "tools"))
-  import bench_inference  # pylint: disable=import-outside-toplevel
-  b = bench_inference.floor_bound(10.0, 6.0, 1.38)
+  b = _bench_module().floor_bound(10.0, 6.0, 1.38)
   assert abs(b["floor_share_batch1"] - 0.6) < 1e-12
   assert abs(b["best_speedup_batch1"] - 10.0 / (6.0 + 4.0 / 1.38)) < 1e-12
   assert abs(b["best_speedup_over_flops_batch1"] - b["best_speedup_batch1"] / 1.38) < 1e-12
-  assert bench_inference.floor_bound(10.0, 0.0, 2.0)["best_speedup_batch1"] == 2.0
-
-
-def test_floor_rows_time_the_tiny_width_graph(tmp_path):
-  stdout, r = run_tool("bench_inference.py", ["--formats=serving", "--archs=resnet56",
-                                              "--round_to=1,8", "--floor"], tmp_path)
-  first, second = r["rows"]
-  _check_row(first, stdout)
-  assert first["latency_ms_floor"] > 0 and first["img_per_s_floor"] > 0
-  assert first["flops_floor"] * 5 < first["flops_full"]   # --quick widths clamp at 1 channel
-  assert first["floor_share_batch1"] == first["latency_ms_floor"] / first["latency_ms_full"]
-  assert "latency_ms_floor" not in second   # one floor per architecture and format
-  assert "floor of resnet56 (the same graph at 1/16 width" in stdout
+  assert _bench_module().floor_bound(10.0, 0.0, 2.0)["best_speedup_batch1"] == 2.0
