@@ -161,10 +161,11 @@ def trained_slimming_gammas(model, trained, path):
   slimming BNs of `model`, in graph order (same count and widths, or a UsageError)."""
   from tf_rethink.pruning.methods.network_slimming import slimming_bns
   src, dst = list(slimming_bns(trained).values()), list(slimming_bns(model).values())
-  if _bn_widths(trained) != _bn_widths(model):
+  widths = [[int(bn.gamma.shape[0]) for bn in bns] for bns in (src, dst)]
+  if widths[0] != widths[1]:
     raise errors.UsageError(
-        f"--slimming_scales={path}: its BatchNorm widths {_bn_widths(trained)} are not those "
-        f"of the bench's vgg19_slim {_bn_widths(model)}; pass an export of a vgg19_slim")
+        f"--slimming_scales={path}: its BatchNorm widths {widths[0]} are not those "
+        f"of the bench's vgg19_slim {widths[1]}; pass an export of a vgg19_slim")
   for s, d in zip(src, dst):
     weights = d.get_weights()
     weights[0] = s.gamma.numpy().astype(weights[0].dtype)
@@ -192,7 +193,7 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
   every format of cfg["formats"]; [(row without timings, {"full": path, "pruned": path})], one per
   format and rounding."""
   import numpy as np
-  from tf_rethink import export
+  from tf_rethink import export, flops
   from tf_rethink.models import MODELS
   from tf_rethink.pruning import METHODS
   shape, classes = (32, 32, 3), 10
@@ -216,6 +217,7 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
   if cfg.get("floor"):   # the same graph at 1/FLOOR_DIVISOR of the width: the per-op cost
     floor = randomize(MODELS.get(model_name).build(input_shape=shape, num_classes=classes,
                                                    width_multiplier=width / FLOOR_DIVISOR))
+    floor_flops = flops.count(floor).flops
   out = []
   for fmt in cfg["formats"]:
     full_path = os.path.join(workdir, f"{model_name}_full_{fmt}")
@@ -236,8 +238,7 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
              "pruned_widths": _conv_widths(pruned)}
       if floor is not None and round_to == cfg["round_to"][0]:
         paths["floor"] = floor_path
-        from tf_rethink import flops  # pylint: disable=import-outside-toplevel
-        row["flops_floor"] = flops.count(floor).flops
+        row["flops_floor"] = floor_flops
       out.append((_with_counts(row, full, pruned), paths))
   return out
 

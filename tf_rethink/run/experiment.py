@@ -180,18 +180,20 @@ def _export(config: Config, ctx, model, workdir: str, report: bool = True) -> No
       serving[name] = export_lib.export_serving(
           m, os.path.join(workdir, "export", "serving", name), sample)["bytes"]
       bar.update(1)
-  name = last
-  if report and last == "baseline":
+  if report:
+    if last == "baseline":
+      sizes_text = (f"baseline {sizes['baseline']:,} bytes, gzipped {gzipped['baseline']:,}; "
+                    f"inference-only (BN folded, frozen) in export/serving: "
+                    f"{serving['baseline']:,} bytes")
+    else:
+      sizes_text = (f"baseline {sizes['baseline']:,} bytes, {last} {sizes[last]:,} bytes "
+                    f"({sizes['baseline'] / sizes[last]:.2f}x smaller); gzipped "
+                    f"{gzipped['baseline']:,} vs {gzipped[last]:,} bytes "
+                    f"({gzipped['baseline'] / gzipped[last]:.2f}x smaller); inference-only (BN "
+                    f"folded, frozen) in export/serving: {serving['baseline']:,} vs "
+                    f"{serving[last]:,} bytes")
     print(f"exported SavedModels to {os.path.join(workdir, 'export')} (reloaded and verified): "
-          f"baseline {sizes['baseline']:,} bytes, gzipped {gzipped['baseline']:,}; "
-          f"inference-only (BN folded, frozen) in export/serving: {serving['baseline']:,} bytes")
-  elif report:
-    print(f"exported SavedModels to {os.path.join(workdir, 'export')} (reloaded and verified): "
-          f"baseline {sizes['baseline']:,} bytes, {name} {sizes[name]:,} bytes "
-          f"({sizes['baseline'] / sizes[name]:.2f}x smaller); gzipped {gzipped['baseline']:,} vs "
-          f"{gzipped[name]:,} bytes ({gzipped['baseline'] / gzipped[name]:.2f}x smaller); "
-          f"inference-only (BN folded, frozen) in export/serving: {serving['baseline']:,} vs "
-          f"{serving[name]:,} bytes")
+          + sizes_text)
   fs.write_json(os.path.join(workdir, "export", "sizes.json"),
                       {"bytes": sizes, "gzip_bytes": gzipped, "serving_bytes": serving})
 
