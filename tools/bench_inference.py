@@ -40,7 +40,7 @@ The per-op floor (`--floor`): each full model is also exported and timed at 1/16
 That graph has the same ops with almost no arithmetic, so its batch-1 latency is the cost that
 removing channels cannot remove (ResNet-56-B prunes inside blocks: the op count stays). The row
 then states that share and the best batch-1 speedup a FLOPs cut of the row's ratio can give,
-floor + (full - floor) / FLOPs ratio (`floor_bound`).
+floor + (full - floor) / FLOPs ratio (`study.pruned_latency.floor_bound`).
 
 Threads: TensorFlow fixes its thread pools per process, so each measurement runs in a child
 process with its own `--threads_batch1` / `--threads_batch` (intra-op threads; 0 = one per core).
@@ -68,6 +68,7 @@ from absl import logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tf_rethink  # noqa: E402,F401
+from tf_rethink.study import pruned_latency  # noqa: E402
 from tf_rethink.util import errors  # noqa: E402
 from tf_rethink.util import machine  # noqa: E402
 
@@ -143,36 +144,6 @@ def slimming_like_gammas(model, decay=SLIMMING_DEPTH_DECAY, seed=0):
   return model
 
 
-def _bn_widths(model):
-  from tf_rethink.pruning.methods.network_slimming import slimming_bns
-  return [int(bn.gamma.shape[0]) for bn in slimming_bns(model).values()]
-
-
-def trained_width_multiplier(trained, model_name, shape, classes):
-  """The width multiplier `trained` was built with: its first slimming BN's width over that of
-  `model_name` at full width."""
-  from tf_rethink.models import MODELS
-  full = MODELS.get(model_name).build(input_shape=shape, num_classes=classes)
-  return _bn_widths(trained)[0] / _bn_widths(full)[0]
-
-
-def trained_slimming_gammas(model, trained, path):
-  """Copies the BN scales of the slimming BNs of `trained` (loaded from `path`) into the
-  slimming BNs of `model`, in graph order (same count and widths, or a UsageError)."""
-  from tf_rethink.pruning.methods.network_slimming import slimming_bns
-  src, dst = list(slimming_bns(trained).values()), list(slimming_bns(model).values())
-  widths = [[int(bn.gamma.shape[0]) for bn in bns] for bns in (src, dst)]
-  if widths[0] != widths[1]:
-    raise errors.UsageError(
-        f"--slimming_scales={path}: its BatchNorm widths {widths[0]} are not those "
-        f"of the bench's vgg19_slim {widths[1]}; pass an export of a vgg19_slim")
-  for s, d in zip(src, dst):
-    weights = d.get_weights()
-    weights[0] = s.gamma.numpy().astype(weights[0].dtype)
-    d.set_weights(weights)
-  return model
-
-
 def available(archs_filter):
   """(label, model, method, kwargs) rows whose model and method exist; skipped rows' messages."""
   from tf_rethink.models import MODELS
@@ -200,7 +171,7 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
   width, trained = cfg["width_multiplier"], None
   if method == "network_slimming" and cfg.get("slimming_scales"):
     trained = export.load(cfg["slimming_scales"])
-    width = trained_width_multiplier(trained, model_name, shape, classes)
+    width = pruned_latency.trained_width_multiplier(trained, model_name, shape, classes)
     label = label.replace(")", ", trained)")
     if width != cfg["width_multiplier"]:
       label = label.replace("VGG-19", f"VGG-19 x{width:g}")
@@ -208,7 +179,7 @@ def export_pair(label, model_name, method, kwargs, cfg, workdir):
                                       width_multiplier=width)
   randomize(full)
   if trained is not None:
-    trained_slimming_gammas(full, trained, cfg["slimming_scales"])
+    pruned_latency.trained_slimming_gammas(full, trained, cfg["slimming_scales"])
   elif method == "network_slimming":
     slimming_like_gammas(full)
   sample = np.random.default_rng(0).normal(size=(8, *shape)).astype("float32")
@@ -330,17 +301,9 @@ def add_timings(row, lat, thr):
   if "floor" in lat:
     row["latency_ms_floor"] = statistics.median(lat["floor"])
     row["img_per_s_floor"] = statistics.median(thr["floor"])
-    row.update(floor_bound(row["latency_ms_full"], row["latency_ms_floor"], row["flops_ratio"]))
+    row.update(pruned_latency.floor_bound(row["latency_ms_full"], row["latency_ms_floor"],
+                                          row["flops_ratio"]))
   return row
-
-
-def floor_bound(full_ms, floor_ms, flops_ratio):
-  """What a FLOPs cut can give at batch 1 when `floor_ms` of the full model's `full_ms` is per-op
-  cost that pruning channels does not remove (the same graph at a tiny width takes it): the best
-  pruned latency is floor + (full - floor) / flops_ratio."""
-  best = full_ms / (floor_ms + max(full_ms - floor_ms, 0.0) / flops_ratio)
-  return {"floor_share_batch1": floor_ms / full_ms, "best_speedup_batch1": best,
-          "best_speedup_over_flops_batch1": best / flops_ratio}
 
 
 def _spread(xs):

@@ -1,5 +1,4 @@
 """tools/bench_inference.py --quick: runs end to end and prints/writes well-formed results."""
-import os
 import subprocess
 import sys
 
@@ -112,12 +111,6 @@ def _slimming_model(input_shape, width):
   return model
 
 
-def _bench_module():
-  sys.path.insert(0, os.path.join(ROOT, "tools"))
-  import bench_inference  # pylint: disable=import-outside-toplevel
-  return bench_inference
-
-
 def test_slimming_scales_choose_the_slimming_rows_channels_and_floor(tmp_path):
   # A "trained" vgg19_slim x0.25 on Fashion-MNIST's input shape: its BN scales, copied into the
   # bench's 32x32x3 model of the same width (not --quick's x0.125), give the widths its own 70%
@@ -149,7 +142,7 @@ def test_slimming_scales_choose_the_slimming_rows_channels_and_floor(tmp_path):
 def test_slimming_scales_of_another_model_is_refused():
   from tf_rethink.models import MODELS
   from tf_rethink.util.errors import UsageError
-  bench = _bench_module()
+  from tf_rethink.study import pruned_latency as bench
   other = MODELS.get("vgg16").build(input_shape=(32, 32, 3), num_classes=10,
                                     width_multiplier=0.125)
   model = _slimming_model((32, 32, 3), 0.125)
@@ -159,8 +152,9 @@ def test_slimming_scales_of_another_model_is_refused():
 
 
 def test_floor_bound_from_given_numbers():
-  b = _bench_module().floor_bound(10.0, 6.0, 1.38)
+  from tf_rethink.study.pruned_latency import floor_bound
+  b = floor_bound(10.0, 6.0, 1.38)
   assert abs(b["floor_share_batch1"] - 0.6) < 1e-12
   assert abs(b["best_speedup_batch1"] - 10.0 / (6.0 + 4.0 / 1.38)) < 1e-12
   assert abs(b["best_speedup_over_flops_batch1"] - b["best_speedup_batch1"] / 1.38) < 1e-12
-  assert _bench_module().floor_bound(10.0, 0.0, 2.0)["best_speedup_batch1"] == 2.0
+  assert floor_bound(10.0, 0.0, 2.0)["best_speedup_batch1"] == 2.0
