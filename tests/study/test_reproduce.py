@@ -73,6 +73,10 @@ def test_experiment_config_scales_epochs_and_refuses_unknown_settings(tmp_path):
   long = reproduce.experiment_config(s, reproduce.EXPERIMENTS["lottery_magnitude_p80_lr0.1_long"],
                                      str(tmp_path), {}, (1, 2, 3))
   assert long.epochs == 2 * s.settings["epochs"] and long.lr == 0.1 and long.seed_list == (1, 2, 3)
+  # One seed stays one seed (`--seeds=2,`), not Config's count form "2" (seeds 2 and 3).
+  one = reproduce.experiment_config(s, reproduce.EXPERIMENTS["l1_norm_vgg16_A"], str(tmp_path),
+                                    {}, (2,))
+  assert (one.seed, one.seed_list) == (2, (2,))
   user = reproduce.experiment_config(s, reproduce.EXPERIMENTS["l1_norm_vgg16_A"], str(tmp_path),
                                      {"dataset": "embedded", "epochs": 3}, (4,))
   assert (user.dataset, user.epochs, user.workdir) == ("embedded", 3,

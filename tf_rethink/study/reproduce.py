@@ -189,8 +189,10 @@ def experiment_config(s: Suite, e: Experiment, root: str, overrides: Mapping[str
   fields.update(settings)
   fields.update(overrides)
   fields["epochs"] = int(fields.get("epochs") or Config(dataset=fields["dataset"]).epochs) * factor
+  # Always a comma list: a lone "2" would be Config's count form (seeds 2 and 3).
+  seeds_text = ",".join(str(x) for x in seeds) + ("," if len(seeds) == 1 else "")
   fields.update(regime=e.passes[0], workdir=os.path.join(root, e.key), export=False,
-                seeds=",".join(str(x) for x in seeds), seed=seeds[0])
+                seeds=seeds_text, seed=seeds[0])
   known = set(Config.__dataclass_fields__)
   unknown = sorted(set(fields) - known)
   if unknown:
