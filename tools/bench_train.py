@@ -3,6 +3,8 @@ r"""Training throughput of tf_rethink's trainer vs plain `model.fit` vs PyTorch,
   python tools/bench_train.py --model=vgg16 --batch_size=64
   python tools/bench_train.py --model=resnet56 --compare=mixed_precision=off --compare=inter_op_threads=1
   python tools/bench_train.py --model=vgg16 --compare=env.ONEDNN_DEFAULT_FPMATH_MODE=BF16
+  python tools/bench_train.py --model=resnet56 --compare=lever.batchnorm=unfused \
+      --compare=lever.grappler.remapping=off
   python tools/bench_train.py --quick            # seconds; output format only (used by a test)
 
 Every contestant trains the same architecture (a registered CIFAR model, 32x32x3 inputs, 10
@@ -29,7 +31,14 @@ are printed.
   ours[k=v]     `--compare` variants of the speed settings (e.g. mixed_precision=off); an item
                 `env.NAME=VALUE` sets an environment variable of that contestant's process only
                 (oneDNN / TensorFlow runtime settings such as ONEDNN_DEFAULT_FPMATH_MODE=BF16,
-                TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1, TF_ENABLE_ONEDNN_OPTS=0).
+                TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1, TF_ENABLE_ONEDNN_OPTS=0); an item
+                `lever.NAME=VALUE` changes how that contestant's graph is built (`LEVERS`):
+                `lever.batchnorm=unfused` (BatchNormalization(fused=False): TensorFlow's own
+                element-wise ops instead of the FusedBatchNormV3 kernel, which oneDNN runs),
+                `lever.grappler.OPTION=on|off` (`tf.config.optimizer.set_experimental_options`,
+                e.g. remapping (the Conv/BN/ReLU fusions), layout_optimizer,
+                auto_mixed_precision_onednn_bfloat16 (Grappler's graph-level bf16 rewrite, with
+                mixed_precision=off)).
   keras_fit     a minimal plain tf_keras baseline: same model, `keras.optimizers.SGD(0.1, 0.9)`,
                 `model.fit` with default settings (float32, no strategy), same data pipeline.
   torch         the same architecture in PyTorch (`tools/torch_models.py`) as the paper's
@@ -186,6 +195,7 @@ class KerasContestant:
   """One compiled tf_keras model + dataset; `run(steps)` returns steady-state img/s."""
 
   def __init__(self, model, ds, batch_size, callbacks=()):
+    self.levers = {}   # what `apply_levers` put in effect (ours only)
     self.model, self.ds = model, ds
     self.batch_size, self.callbacks = batch_size, list(callbacks)
     self.params = _keras_params(model)
@@ -275,6 +285,53 @@ def describe(model, width_multiplier):
   return scale_widths(MODELS.get(model).default_widths(), width_multiplier)
 
 
+# --compare items `lever.NAME=VALUE`: benchmark-only ways of building / running `ours`, to measure
+# whether the package should adopt them (none is a package default unless measured better).
+GRAPPLER_OPTIONS = ("layout_optimizer", "constant_folding", "shape_optimization", "remapping",
+                    "arithmetic_optimization", "dependency_optimization", "loop_optimization",
+                    "function_optimization", "debug_stripper", "scoped_allocator_optimization",
+                    "pin_to_host_optimization", "implementation_selector", "auto_mixed_precision",
+                    "auto_mixed_precision_onednn_bfloat16", "disable_meta_optimizer")
+LEVERS = {"batchnorm": ("fused", "unfused"),
+          **{f"grappler.{o}": ("on", "off") for o in GRAPPLER_OPTIONS}}
+
+
+def parse_lever(item: str) -> tuple:
+  """'lever.batchnorm=unfused' -> ('batchnorm', 'unfused'); app.UsageError for an unknown lever
+  or value."""
+  name, sep, value = item[len("lever."):].partition("=")
+  if not sep or name not in LEVERS or value not in LEVERS[name]:
+    known = "; ".join(f"lever.{n}={'|'.join(v)}" for n, v in LEVERS.items()
+                      if not n.startswith("grappler.")) + "; lever.grappler.OPTION=on|off with " \
+        f"OPTION one of {', '.join(GRAPPLER_OPTIONS)}"
+    raise app.UsageError(f"--compare: {item!r} is not a known lever ({known})")
+  return name, value
+
+
+def apply_levers(levers: dict, model=None) -> dict:
+  """Grappler options (before any graph is traced) and, given the built model, the batchnorm
+  lever: a built BatchNormalization layer reads `fused` when its call is traced, so setting it
+  before the first step changes the kernel and nothing else (same variables, same function).
+  Returns what is in effect (the worker reports it: a lever that did not apply is visible)."""
+  import tensorflow as tf
+  import tf_keras as keras
+  grappler = {n[len("grappler."):]: v == "on" for n, v in levers.items() if n.startswith("grappler.")}
+  if model is None:
+    if grappler:
+      tf.config.optimizer.set_experimental_options(grappler)
+    return {}
+  layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+  if levers.get("batchnorm") == "unfused":
+    if not layers:
+      raise RuntimeError("lever.batchnorm=unfused: the model has no BatchNormalization layer")
+    for layer in layers:
+      layer.fused = False
+  return {"grappler": {k: v for k, v in tf.config.optimizer.get_experimental_options().items()
+                       if k in GRAPPLER_OPTIONS},
+          "fused_batchnorm_layers": sum(bool(l.fused) for l in layers),
+          "batchnorm_layers": len(layers)}
+
+
 def build_keras_contestant(spec):
   """ours / ours_cached / ours[...] / keras_fit, from a JSON-able spec (see `contestant_specs`)."""
   import numpy as np
@@ -304,10 +361,16 @@ def build_keras_contestant(spec):
     return KerasContestant(model, ds, bs)
   settings = speed_lib.SpeedSettings(**spec["speed"])
   tspec = trainer.TrainSpec(epochs=1, lr=0.1, batch_size=bs, weight_decay=1e-4)
+  levers = spec.get("levers") or {}
+  apply_levers(levers)
   with make_strategy(spec["strategy"]).scope(), speed_lib.policy_scope(settings):
-    model = trainer.compile_model(build(), tspec, settings)
-  return KerasContestant(model, cached_batch(ds) if spec["kind"] == "ours_cached" else ds, bs,
-                         [StepLR(0.1)])
+    model = build()
+    applied = apply_levers(levers, model)
+    model = trainer.compile_model(model, tspec, settings)
+  contestant = KerasContestant(model, cached_batch(ds) if spec["kind"] == "ours_cached" else ds,
+                               bs, [StepLR(0.1)])
+  contestant.levers = applied
+  return contestant
 
 
 KERNELS_START, KERNELS_END = "BENCH_KERNELS_START", "BENCH_KERNELS_END"
@@ -349,7 +412,7 @@ def worker_main():
     _flush_c_stdout()
     print(KERNELS_END, flush=True)
   _reply(ready=True, params=contestant.params, peak_rss_mb=peak_rss_mb(),
-         threads=contestant.threads())
+         threads=contestant.threads(), levers=getattr(contestant, "levers", {}))
   for line in sys.stdin:
     command = json.loads(line)
     if "run" in command:
@@ -418,9 +481,9 @@ def contestant_specs(cfg, widths):
     if kind in wanted:
       out.append((kind, dict(base, kind=kind, speed=cfg["speed"], strategy=cfg["strategy"])))
   for text in cfg["compare"]:
-    settings, env = parse_settings(text)
+    settings, env, levers = parse_settings(text)
     out.append((f"ours[{text}]", dict(base, kind="ours", strategy=cfg["strategy"], env=env,
-                                      speed={**cfg["speed"], **settings})))
+                                      levers=levers, speed={**cfg["speed"], **settings})))
   if "keras_fit" in wanted:
     out.append(("keras_fit", dict(base, kind="keras_fit")))
   if torch_available():
@@ -475,7 +538,7 @@ def run_bench(cfg) -> dict:
                                    "peak_rss_mb": final[name]["peak_rss_mb"],
                                    "peak_rss_after_warmup_mb": ready[name]["peak_rss_mb"],
                                    "tf_threads" if name in keras_names else "torch_threads":
-                                   ready[name]["threads"]}
+                                   ready[name]["threads"], "levers": ready[name].get("levers", {})}
   c = result["contestants"]
   references = [r for r in ("keras_fit",) + TORCH_KINDS if r in c]
   result["ratios"] = {f"{name}/{ref}": c[name]["img_per_s"] / c[ref]["img_per_s"]
@@ -559,11 +622,15 @@ def format_result(r: dict) -> str:
 
 
 def parse_settings(text: str):
-  """'mixed_precision=bf16,env.ONEDNN_VERBOSE=0' -> (speed-settings kwargs (ints converted),
-  {environment variable: value}) of one --compare variant."""
-  env, rest = {}, []
+  """'mixed_precision=bf16,env.ONEDNN_VERBOSE=0,lever.batchnorm=unfused' -> (speed-settings
+  kwargs (ints converted), {environment variable: value}, {lever: value}) of one --compare
+  variant."""
+  env, levers, rest = {}, {}, []
   for item in filter(None, (t.strip() for t in text.split(","))):
-    if item.startswith("env."):
+    if item.startswith("lever."):
+      name, value = parse_lever(item)
+      levers[name] = value
+    elif item.startswith("env."):
       name, sep, value = item[len("env."):].partition("=")
       if not sep or not name:
         raise app.UsageError(f"--compare: {item!r} must be env.NAME=VALUE")
@@ -571,7 +638,7 @@ def parse_settings(text: str):
     else:
       rest.append(item)
   try:
-    return config_lib.parse_speed_settings(",".join(rest)), env
+    return config_lib.parse_speed_settings(",".join(rest)), env, levers
   except config_lib.UsageError as e:
     raise app.UsageError(f"--compare: {e}") from None
 

@@ -38,7 +38,12 @@ def test_registry_names():
     MODELS.get("resnet57")
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+# resnet110 is resnet20/32/56 deeper (same blocks): in the two graph-building tests below it runs
+# with `-m slow` only (13 s of the default suite).
+BUILT = [pytest.param(n, marks=pytest.mark.slow) if n == "resnet110" else n for n in MODELS.names()]
+
+
+@pytest.mark.parametrize("name", BUILT)
 def test_small_model_gives_logits(name):
   model, shape = small(name)
   x = np.random.default_rng(0).normal(size=(3,) + shape).astype(np.float32)
@@ -56,7 +61,7 @@ def test_batchnorm_momentum_and_epsilon(name):
   assert {(l.momentum, l.epsilon) for l in bns} <= {(0.9, 1e-5)}
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", BUILT)
 def test_config_round_trip_and_clone(name):
   model, shape = small(name)
   x = np.random.default_rng(1).normal(size=(2,) + shape).astype(np.float32)

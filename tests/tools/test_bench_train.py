@@ -116,6 +116,34 @@ def test_quick_resnet_without_torch_column(tmp_path):
   assert "data_wait_share" not in r and r["kernels"] == {}
 
 
+def test_quick_levers_take_effect(tmp_path):
+  """lever.batchnorm=unfused really leaves no fused BatchNorm (and, where TensorFlow uses oneDNN,
+  no oneDNN batch_normalization primitive runs); lever.grappler.remapping=off is in effect in
+  that contestant's process only."""
+  variant = "lever.batchnorm=unfused,lever.grappler.remapping=off"
+  stdout, r = run_tool("bench_train.py", ["--model=resnet20", "--contestants=ours",
+                                          "--memory_examples=0", "--mixed_precision=off",
+                                          f"--compare={variant}"], tmp_path)
+  base, lever = r["contestants"]["ours"]["levers"], r["contestants"][f"ours[{variant}]"]["levers"]
+  assert base["batchnorm_layers"] == lever["batchnorm_layers"] == 19  # ResNet-20: 1 + 9 x 2
+  assert base["fused_batchnorm_layers"] == 19 and lever["fused_batchnorm_layers"] == 0
+  assert lever["grappler"]["remapping"] is False and "remapping" not in base["grappler"]
+  from tensorflow.python.util import _pywrap_util_port  # pylint: disable=import-outside-toplevel
+  def bn_ops(name):
+    return [k for k in r["kernels"][name]["ops"] if k.startswith("batch_normalization")]
+  if _pywrap_util_port.IsMklEnabled():
+    assert bn_ops("ours") and not bn_ops(f"ours[{variant}]")
+  assert r["contestants"][f"ours[{variant}]"]["img_per_s"] > 0
+
+
+def test_bad_lever_is_a_usage_error(tmp_path):
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_train.py"), "--quick",
+                         "--compare=lever.grappler.warp_speed=on"], capture_output=True, text=True,
+                        timeout=120, check=False)
+  assert proc.returncode != 0
+  assert "not a known lever" in proc.stderr and "remapping" in proc.stderr
+
+
 def test_bad_compare_item_is_a_usage_error(tmp_path):
   proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_train.py"), "--quick",
                          "--compare=mixed_precision=fp8"], capture_output=True, text=True,
