@@ -268,6 +268,17 @@ def test_report_lists_missing_seeds_and_failures(tmp_path):
   assert "`lottery_magnitude_p80_lr0.1` (Lottery, one-shot magnitude 80%, lr 0.1): seeds 1, " \
          "2, 3 incomplete; failed: E: boom." in text
   assert "`l1_norm_vgg16_A`" in text and "not finished within this run's compute budget" in text
+  assert "architecture-search comparison" not in text   # the tiny suite has no uniform_e pass
+
+
+def test_report_names_the_architecture_search_pair_only_where_it_ran(tmp_path):
+  s = reproduce.SUITES["small"]
+  def text(keys):
+    return report.render(s, str(tmp_path), {}, [1], command="c", machine="m", wall_time_s=None,
+                         pngs={}, keys=keys)
+  assert "architecture-search comparison (paper section 5)" in text(None)
+  assert "architecture-search comparison" in text(["network_slimming_vgg16_p50"])
+  assert "architecture-search comparison" not in text(["l1_norm_vgg16_A"])
 
 
 def test_report_of_only_some_experiments_covers_just_those(tmp_path):
@@ -280,6 +291,7 @@ def test_report_of_only_some_experiments_covers_just_those(tmp_path):
   text = out.read_text()
   assert "| lottery_magnitude_p80_lr0.1 |" in text and "l1_norm_vgg16_A" not in text
   assert "- This report covers only `lottery_magnitude_p80_lr0.1` (`--only`)" in text
+  assert "architecture-search comparison" not in text   # its experiment is not in this part
   records = json.loads((tmp_path / "part" / "records.json").read_text())
   assert {r["experiment"] for r in records["records"]} == {"lottery_magnitude_p80_lr0.1"}
 

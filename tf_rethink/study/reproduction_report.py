@@ -303,11 +303,13 @@ def render(s, root: str, runs, seeds, *, command: str, machine: str,
   if len(covered) < len(s.experiments):
     lines.append(f"- This report covers only {', '.join(f'`{k}`' for k in covered)} (`--only`); "
                  "the suite's other experiments are reported elsewhere.")
-  lines += [
-      "- The architecture-search comparison (paper section 5) is here one pair per seed: the "
-      "Network Slimming architecture vs the uniform one at the same parameter count "
-      "(`uniform_e`). The sweeps over ratios with guided and transferred architectures "
-      "(Figures 3-6) are `tools/arch_search.py`, beyond this budget.", ""]
+  if any("uniform_e" in reproduce.EXPERIMENTS[k].passes for k in covered):
+    lines.append(
+        "- The architecture-search comparison (paper section 5) is here one pair per seed: the "
+        "Network Slimming architecture vs the uniform one at the same parameter count "
+        "(`uniform_e`). The sweeps over ratios with guided and transferred architectures "
+        "(Figures 3-6) are `tools/arch_search.py`, beyond this budget.")
+  lines.append("")
   if notes:
     lines += ["## Interpretation (written from the numbers above)", "", notes.strip(), ""]
   return "\n".join(lines)
