@@ -194,8 +194,8 @@ def dataset_copies(examples, batch_size, seed=2):
 class KerasContestant:
   """One compiled tf_keras model + dataset; `run(steps)` returns steady-state img/s."""
 
-  def __init__(self, model, ds, batch_size, callbacks=()):
-    self.levers = {}   # what `apply_levers` put in effect (ours only)
+  def __init__(self, model, ds, batch_size, callbacks=(), levers=None):
+    self.levers = levers or {}   # what `apply_model_levers` reports in effect (ours only)
     self.model, self.ds = model, ds
     self.batch_size, self.callbacks = batch_size, list(callbacks)
     self.params = _keras_params(model)
@@ -308,18 +308,21 @@ def parse_lever(item: str) -> tuple:
   return name, value
 
 
-def apply_levers(levers: dict, model=None) -> dict:
-  """Grappler options (before any graph is traced) and, given the built model, the batchnorm
-  lever: a built BatchNormalization layer reads `fused` when its call is traced, so setting it
-  before the first step changes the kernel and nothing else (same variables, same function).
-  Returns what is in effect (the worker reports it: a lever that did not apply is visible)."""
+def apply_grappler_levers(levers: dict) -> None:
+  """The `lever.grappler.*` options of this process (before any graph is traced)."""
+  import tensorflow as tf
+  options = {n[len("grappler."):]: v == "on" for n, v in levers.items() if n.startswith("grappler.")}
+  if options:
+    tf.config.optimizer.set_experimental_options(options)
+
+
+def apply_model_levers(levers: dict, model) -> dict:
+  """The batchnorm lever on the built model: a built BatchNormalization layer reads `fused` when
+  its call is traced, so setting it before the first step changes the kernel and nothing else
+  (same variables, same function). Returns what is in effect, Grappler options included (the
+  worker reports it: a lever that did not apply is visible)."""
   import tensorflow as tf
   import tf_keras as keras
-  grappler = {n[len("grappler."):]: v == "on" for n, v in levers.items() if n.startswith("grappler.")}
-  if model is None:
-    if grappler:
-      tf.config.optimizer.set_experimental_options(grappler)
-    return {}
   layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
   if levers.get("batchnorm") == "unfused":
     if not layers:
@@ -362,15 +365,13 @@ def build_keras_contestant(spec):
   settings = speed_lib.SpeedSettings(**spec["speed"])
   tspec = trainer.TrainSpec(epochs=1, lr=0.1, batch_size=bs, weight_decay=1e-4)
   levers = spec.get("levers") or {}
-  apply_levers(levers)
+  apply_grappler_levers(levers)
   with make_strategy(spec["strategy"]).scope(), speed_lib.policy_scope(settings):
     model = build()
-    applied = apply_levers(levers, model)
+    applied = apply_model_levers(levers, model)
     model = trainer.compile_model(model, tspec, settings)
-  contestant = KerasContestant(model, cached_batch(ds) if spec["kind"] == "ours_cached" else ds,
-                               bs, [StepLR(0.1)])
-  contestant.levers = applied
-  return contestant
+  return KerasContestant(model, cached_batch(ds) if spec["kind"] == "ours_cached" else ds, bs,
+                         [StepLR(0.1)], levers=applied)
 
 
 KERNELS_START, KERNELS_END = "BENCH_KERNELS_START", "BENCH_KERNELS_END"
@@ -538,7 +539,7 @@ def run_bench(cfg) -> dict:
                                    "peak_rss_mb": final[name]["peak_rss_mb"],
                                    "peak_rss_after_warmup_mb": ready[name]["peak_rss_mb"],
                                    "tf_threads" if name in keras_names else "torch_threads":
-                                   ready[name]["threads"], "levers": ready[name].get("levers", {})}
+                                   ready[name]["threads"], "levers": ready[name]["levers"]}
   c = result["contestants"]
   references = [r for r in ("keras_fit",) + TORCH_KINDS if r in c]
   result["ratios"] = {f"{name}/{ref}": c[name]["img_per_s"] / c[ref]["img_per_s"]
