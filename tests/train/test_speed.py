@@ -164,3 +164,73 @@ def test_threads_are_applied_after_main_started_tensorflow():
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                         check=True, cwd=root)
   assert proc.stdout.split() == ["UsageError", "3.0", "1", "1"]
+
+
+def _odd_and_even_batchnorms():
+  inputs = keras.Input((12, 12, 3))
+  x = keras.layers.Conv2D(8, 3, padding="same", name="conv8")(inputs)
+  x = keras.layers.BatchNormalization(name="bn8")(x)
+  x = keras.layers.ReLU()(x)
+  x = keras.layers.Conv2D(16, 3, padding="same", name="conv16")(x)
+  x = keras.layers.BatchNormalization(name="bn16")(x)
+  x = keras.layers.ReLU()(x)
+  x = keras.layers.GlobalAveragePooling2D()(x)
+  return keras.Model(inputs, keras.layers.Dense(4, name="logits")(x))
+
+
+def test_bf16_batchnorm_with_an_odd_channel_count_computes_in_float32():
+  """The 8-channel batch norm would run oneDNN's reference bfloat16 kernel: compile_model moves it
+  to float32; the 16-channel one and a float32 model are left alone; outputs stay close."""
+  keras.utils.set_random_seed(3)
+  with speed.policy_scope(speed.SpeedSettings(mixed_precision="bf16")):
+    model = _odd_and_even_batchnorms()
+  plain = keras.models.clone_model(model)
+  plain.set_weights(model.get_weights())
+  compile_model(model, SPEC, speed.SpeedSettings(mixed_precision="bf16"))
+  assert model.get_layer("bn8").compute_dtype == "float32"
+  assert model.get_layer("bn16").compute_dtype == "bfloat16"
+  assert model.get_layer("conv8").compute_dtype == "bfloat16"
+  assert plain.get_layer("bn8").compute_dtype == "bfloat16"       # clone_model: not compiled
+  x = np.random.RandomState(0).rand(4, 12, 12, 3).astype("float32")
+  np.testing.assert_allclose(model(x, training=True).numpy(),
+                             plain(x, training=True).numpy().astype("float32"), atol=0.1)
+  assert speed.float32_batchnorm_where_bf16_is_slow(model) == ()   # nothing left to change
+  float32_model = compile_model(_odd_and_even_batchnorms(), SPEC)
+  assert float32_model.get_layer("bn8").compute_dtype == "float32"
+  assert speed.float32_batchnorm_where_bf16_is_slow(float32_model) == ()
+
+
+_BN_PROBE = """
+import os, sys
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np, tf_keras as keras
+from tests.train.test_speed import _odd_and_even_batchnorms, SPEC
+from tf_rethink.train import speed, trainer
+settings = speed.SpeedSettings(mixed_precision="bf16")
+with speed.policy_scope(settings):
+  model = _odd_and_even_batchnorms()
+if sys.argv[1] == "compile_model":
+  trainer.compile_model(model, SPEC, settings)
+else:
+  model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+x, y = np.random.rand(32, 12, 12, 3).astype("float32"), np.zeros(32, "int32")
+model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+"""
+
+
+@pytest.mark.skipif(not speed.cpu_has_bf16(), reason="needs a CPU with native bfloat16 (oneDNN)")
+def test_no_reference_bf16_batchnorm_kernel_runs_when_trained(tmp_path):
+  """ONEDNN_VERBOSE of a real training run: through compile_model no batch norm runs oneDNN's
+  reference kernel (nspc_bnorm:any); the same model compiled by plain Keras does run it."""
+  import os, subprocess, sys  # pylint: disable=import-outside-toplevel,multiple-imports
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  env = dict(os.environ, ONEDNN_VERBOSE="1", TF_ENABLE_ONEDNN_OPTS="1", PYTHONPATH=root,
+             CUDA_VISIBLE_DEVICES="")
+  logs = {}
+  for how in ("compile_model", "plain"):
+    out = subprocess.run([sys.executable, "-c", _BN_PROBE, how], env=env, capture_output=True,
+                         text=True, timeout=300, check=True, cwd=str(tmp_path)).stdout
+    logs[how] = [l for l in out.splitlines() if ",batch_normalization," in l and ",exec," in l]
+  assert logs["plain"] and logs["compile_model"]
+  assert any("nspc_bnorm:any" in l for l in logs["plain"])
+  assert not any("nspc_bnorm:any" in l for l in logs["compile_model"])

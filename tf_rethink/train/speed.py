@@ -16,9 +16,14 @@ section); "auto" picks per device:
 * `steps_per_execution`: training steps run per `tf.function` call (fewer Python round trips).
 * `intra_op_threads` / `inter_op_threads`: TensorFlow thread pools; 0 keeps TensorFlow's default
   (one per core). They must be set before TensorFlow executes its first op (`set_threads`).
+
+Under bfloat16 on a CPU, a BatchNormalization whose channel count is not a multiple of 16 computes
+in float32 (`float32_batchnorm_where_bf16_is_slow`, applied by `trainer.compile_model`): oneDNN has
+no vectorized bfloat16 kernel for such counts, and pruned models have them.
 """
 import contextlib
 import dataclasses
+from typing import Tuple
 
 import tf_rethink  # noqa: F401
 import tensorflow as tf
@@ -73,6 +78,39 @@ def cpu_has_bf16() -> bool:
   except OSError:
     return False
   return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+# oneDNN (the one in TensorFlow 2.21) vectorizes bfloat16 batch normalization only over channel
+# counts that are a multiple of 16, one 512-bit register of bfloat16; any other count runs its
+# reference implementation (`nspc_bnorm:any` in ONEDNN_VERBOSE instead of `bnorm_tbb_jit`),
+# measured at 12-39 ms per call against 0.5-1.4 ms for 16 channels (128 x 28 x 28, Intel Xeon with
+# AMX; the AMD AVX512-BF16 machine showed the same 2x epochs). In float32 every count has a jit
+# kernel. The channel counts of pruned models are arbitrary: VGG-16-A at x0.25 keeps 8 of conv1's
+# 16 filters, and its Scratch-E trained at 107.7 ms per step against 50.9 for the LARGER model;
+# with that one layer's batch norm in float32, 59.0 ms.
+BF16_BATCHNORM_CHANNEL_MULTIPLE = 16
+_BATCHNORMS = (keras.layers.BatchNormalization, keras.layers.experimental.SyncBatchNormalization)
+
+
+def float32_batchnorm_where_bf16_is_slow(model) -> Tuple[str, ...]:
+  """Sets float32 compute on every batch norm of `model` that computes in bfloat16 on a CPU with
+  a channel count that is not a multiple of 16; returns their names.
+
+  Call before the model is traced (compile_model does). It changes no result beyond rounding: the
+  variables are float32 either way, the layer's input is cast up and the next layer casts its
+  output back down to bfloat16 (Keras's autocast). Not applied with a GPU (cuDNN has no such
+  restriction)."""
+  if _has_gpu():
+    return ()
+  changed = []
+  for layer in model.submodules:
+    if (not isinstance(layer, _BATCHNORMS) or not layer.built
+        or layer.compute_dtype != "bfloat16"):
+      continue
+    if layer.moving_mean.shape.num_elements() % BF16_BATCHNORM_CHANNEL_MULTIPLE:
+      layer._set_dtype_policy("float32")  # pylint: disable=protected-access
+      changed.append(layer.name)
+  return tuple(changed)
 
 
 def _has_gpu() -> bool:

@@ -90,9 +90,12 @@ def compile_model(model: keras.Model, spec: TrainSpec,
   `strategy.scope()`).
 
   `speed` (default `speed.FLOAT32`) sets XLA and steps per execution; build the model inside
-  `speed_lib.policy_scope(speed)` for its mixed precision."""
+  `speed_lib.policy_scope(speed)` for its mixed precision (batch norms whose bfloat16 kernel would
+  be oneDNN's slow reference one then compute in float32:
+  `speed_lib.float32_batchnorm_where_bf16_is_slow`)."""
   require_tf_keras(model, "training (the paper's regimes: SGD with coupled L2, step lr)")
   speed = speed or speed_lib.FLOAT32
+  speed_lib.float32_batchnorm_where_bf16_is_slow(model)
   model.compile(optimizer=make_optimizer(spec),
                 loss=speed_lib.CrossEntropy(from_logits=True),
                 metrics=[speed_lib.Accuracy()], jit_compile=speed.jit(),
