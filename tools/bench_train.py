@@ -5,10 +5,12 @@ r"""Training throughput of tf_rethink's trainer vs plain `model.fit` vs PyTorch,
   python tools/bench_train.py --model=vgg16 --compare=env.ONEDNN_DEFAULT_FPMATH_MODE=BF16
   python tools/bench_train.py --model=resnet56 --compare=lever.batchnorm=unfused \
       --compare=lever.grappler.remapping=off
+  python tools/bench_train.py --model=resnet56 --variant=B --compare=lever.batchnorm=bf16_every_width
   python tools/bench_train.py --quick            # seconds; output format only (used by a test)
 
 Every contestant trains the same architecture (a registered CIFAR model, 32x32x3 inputs, 10
-classes) in ITS OWN worker process (started by this one, which never imports TensorFlow): one
+classes; with `--variant`, the pruned architecture of its L1-norm variant, whose kept channel
+counts are uneven) in ITS OWN worker process (started by this one, which never imports TensorFlow): one
 framework's runtime never slows another's (measured: a PyTorch model trained in a process where a
 tf.distribute model had trained ran 20-40% slower than in a fresh one), and each contestant has
 its own thread pools and memory peak. Repetitions are interleaved (A B C A B C ...) with a short
@@ -35,6 +37,9 @@ are printed.
                 `lever.NAME=VALUE` changes how that contestant's graph is built (`LEVERS`):
                 `lever.batchnorm=unfused` (BatchNormalization(fused=False): TensorFlow's own
                 element-wise ops instead of the FusedBatchNormV3 kernel, which oneDNN runs),
+                `lever.batchnorm=bf16_every_width` (undoes compile_model's float32 batch norms
+                for channel counts that are not a multiple of 16, where oneDNN's bfloat16 kernel
+                is its reference one: the cost of that rule, with --variant),
                 `lever.grappler.OPTION=on|off` (`tf.config.optimizer.set_experimental_options`,
                 e.g. remapping (the Conv/BN/ReLU fusions), layout_optimizer,
                 auto_mixed_precision_onednn_bfloat16 (Grappler's graph-level bf16 rewrite, with
@@ -91,6 +96,8 @@ TORCH_KINDS = ("torch", "torch_cl", "torch_cl_bf16")
 CONTESTANTS = ("ours", "ours_cached", "keras_fit") + TORCH_KINDS
 _MODEL = flags.DEFINE_string("model", "vgg16", "Registered CIFAR model (vgg11..19, resnet20..110).")
 _WIDTH = flags.DEFINE_float("width_multiplier", 1.0, "Width multiplier of the model.")
+_VARIANT = flags.DEFINE_string("variant", "", "Train the pruned architecture of the model's L1-norm "
+                               "variant (A or B: the paper's VGG-16-A, ResNet-56-B, ...) instead.")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Batch size (paper: 64 on CIFAR).")
 _STEPS = flags.DEFINE_integer("steps", 24, "Training steps per timed repetition.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Interleaved repetitions per contestant.")
@@ -278,11 +285,24 @@ class TorchContestant:
     return steady_rate([start, _mark(steps - 1)], self.batch_size)
 
 
-def describe(model, width_multiplier):
-  """The model's scaled width list (needs TensorFlow: a worker asks, so the parent never loads
-  it and the torch workers need not)."""
+def describe(model, width_multiplier, variant=""):
+  """The model's scaled width list, or with `variant` that of its L1-norm predefined variant's
+  pruned architecture (the paper's VGG-16-A, ResNet-56-A/B, ...: uneven kept channel counts such
+  as 14 of 16); needs TensorFlow: a worker asks, so the parent never loads it and the torch
+  workers need not."""
   from tf_rethink.models import MODELS, scale_widths
-  return scale_widths(MODELS.get(model).default_widths(), width_multiplier)
+  widths = scale_widths(MODELS.get(model).default_widths(), width_multiplier)
+  if not variant:
+    return widths
+  from tf_rethink.pruning.methods import METHODS
+  full = MODELS.get(model).build(widths, input_shape=(32, 32, 3), num_classes=10,
+                                 width_multiplier=width_multiplier)
+  kept = METHODS.get("l1_norm")(variant=variant).select(full, None, model_name=model).widths()
+  if model.startswith("vgg"):   # cfg ints are conv1, conv2, ... in order ("M" = pool)
+    convs = iter(range(1, len(widths) + 1))
+    return [w if w == "M" else kept.get(f"conv{next(convs)}", w) for w in widths]
+  n = len(widths) // 3          # CIFAR ResNet: one int per block, its conv1's filters
+  return [kept.get(f"stage{i // n + 1}_block{i % n + 1}_conv1", w) for i, w in enumerate(widths)]
 
 
 # --compare items `lever.NAME=VALUE`: benchmark-only ways of building / running `ours`, to measure
@@ -292,7 +312,7 @@ GRAPPLER_OPTIONS = ("layout_optimizer", "constant_folding", "shape_optimization"
                     "function_optimization", "debug_stripper", "scoped_allocator_optimization",
                     "pin_to_host_optimization", "implementation_selector", "auto_mixed_precision",
                     "auto_mixed_precision_onednn_bfloat16", "disable_meta_optimizer")
-LEVERS = {"batchnorm": ("fused", "unfused"),
+LEVERS = {"batchnorm": ("fused", "unfused", "bf16_every_width"),
           **{f"grappler.{o}": ("on", "off") for o in GRAPPLER_OPTIONS}}
 
 
@@ -324,14 +344,20 @@ def apply_model_levers(levers: dict, model) -> dict:
   import tensorflow as tf
   import tf_keras as keras
   layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+  if levers.get("batchnorm") in ("unfused", "bf16_every_width") and not layers:
+    raise RuntimeError(f"lever.batchnorm={levers['batchnorm']}: the model has no "
+                       "BatchNormalization layer")
   if levers.get("batchnorm") == "unfused":
-    if not layers:
-      raise RuntimeError("lever.batchnorm=unfused: the model has no BatchNormalization layer")
     for layer in layers:
       layer.fused = False
+  if levers.get("batchnorm") == "bf16_every_width":  # undoes compile_model's float32 batch norms
+    for layer in layers:
+      if layer.dtype_policy.name != model.dtype_policy.name:
+        layer._set_dtype_policy(model.dtype_policy.name)
   return {"grappler": {k: v for k, v in tf.config.optimizer.get_experimental_options().items()
                        if k in GRAPPLER_OPTIONS},
           "fused_batchnorm_layers": sum(bool(l.fused) for l in layers),
+          "float32_batchnorm_layers": sum(l.compute_dtype == "float32" for l in layers),
           "batchnorm_layers": len(layers)}
 
 
@@ -367,9 +393,8 @@ def build_keras_contestant(spec):
   levers = spec.get("levers") or {}
   apply_grappler_levers(levers)
   with make_strategy(spec["strategy"]).scope(), speed_lib.policy_scope(settings):
-    model = build()
-    applied = apply_model_levers(levers, model)
-    model = trainer.compile_model(model, tspec, settings)
+    model = trainer.compile_model(build(), tspec, settings)
+    applied = apply_model_levers(levers, model)   # after compile_model, before the first trace
   return KerasContestant(model, cached_batch(ds) if spec["kind"] == "ours_cached" else ds, bs,
                          [StepLR(0.1)], levers=applied)
 
@@ -395,7 +420,13 @@ def worker_main():
   """Serves one contestant: spec line in, then {"run": steps} -> {"img_per_s"}, {"exit"}."""
   spec = json.loads(sys.stdin.readline())
   if spec["kind"] == "probe":  # before the contestants: their widths, the data-copy measurement
-    _reply(widths=describe(spec["model"], spec["width_multiplier"]),
+    from tf_rethink.util.errors import UsageError
+    try:
+      widths = describe(spec["model"], spec["width_multiplier"], spec["variant"])
+    except UsageError as e:   # e.g. a variant the model has none of: the parent's usage error
+      _reply(usage_error=str(e))
+      return
+    _reply(widths=widths,
            dataset_copies=dataset_copies(spec["examples"], spec["batch_size"]))
     return
   if spec["kind"] in TORCH_KINDS:
@@ -500,9 +531,12 @@ def run_bench(cfg) -> dict:
   with tempfile.TemporaryDirectory() as log_dir:
     probe = Worker("probe", {"kind": "probe", "examples": cfg["memory_examples"],
                                       "batch_size": cfg["batch_size"], "model": cfg["model"],
-                                      "width_multiplier": cfg["width_multiplier"]}, log_dir)
+                                      "width_multiplier": cfg["width_multiplier"],
+                                      "variant": cfg["variant"]}, log_dir)
     answer = probe.receive()
     probe.proc.wait()
+    if "usage_error" in answer:
+      raise app.UsageError(answer["usage_error"])
     copies = answer["dataset_copies"]
     specs = contestant_specs(cfg, answer["widths"])
     workers = [Worker(name, spec, log_dir) for name, spec in specs]
@@ -525,6 +559,7 @@ def run_bench(cfg) -> dict:
   if len(set(params.values())) > 1:
     raise RuntimeError(f"the contestants' models differ in size: {params}")
   result = {"model": cfg["model"], "width_multiplier": cfg["width_multiplier"],
+            "variant": cfg["variant"], "widths": specs[0][1]["widths"] if specs else None,
             "batch_size": cfg["batch_size"], "params": next(iter(params.values()), None),
             "steps": cfg["steps"], "repeats": cfg["repeats"], "speed": cfg["speed"],
             "contestants": {}, "dataset_copies": copies, "notes": [],
@@ -593,7 +628,8 @@ def format_kernels(kernels: dict) -> list:
 def format_result(r: dict) -> str:
   m = r.get("machine")
   lines = [machine.format_machine(m) if m else "machine: unknown",
-           f"model {r['model']} x{r['width_multiplier']:g}, batch {r['batch_size']}, "
+           f"model {r['model']}{'-' + r['variant'] if r.get('variant') else ''} "
+           f"x{r['width_multiplier']:g}, batch {r['batch_size']}, "
            f"{r['params']:,} params; {r['repeats']} interleaved repetitions of {r['steps']} steps, "
            f"one process per contestant; ours: {r['speed']}",
            f"{'contestant':<48} {'img/s':>9} {'spread':>7} {'img/CPU-s':>10} {'peak RSS MiB':>13}"]
@@ -651,7 +687,8 @@ def config_from_flags() -> dict:
   if unknown:
     raise app.UsageError(f"--contestants: unknown {', '.join(sorted(unknown))}; choose among "
                          f"{', '.join(CONTESTANTS)}")
-  cfg = dict(model=_MODEL.value, width_multiplier=_WIDTH.value, batch_size=_BATCH.value,
+  cfg = dict(model=_MODEL.value, width_multiplier=_WIDTH.value, variant=_VARIANT.value,
+             batch_size=_BATCH.value,
              steps=_STEPS.value, repeats=_REPEATS.value, examples=_EXAMPLES.value,
              memory_examples=_MEMORY_EXAMPLES.value, strategy=_STRATEGY.value,
              compare=list(_COMPARE.value), contestants=list(_CONTESTANTS.value), speed=speed,

@@ -150,3 +150,31 @@ def test_bad_compare_item_is_a_usage_error(tmp_path):
                         timeout=120, check=False)
   assert proc.returncode != 0
   assert "mixed_precision" in proc.stderr
+
+
+def test_quick_variant_trains_the_pruned_architecture_and_the_bf16_batchnorm_lever(tmp_path):
+  """--variant=B: every contestant trains ResNet-56-B's kept widths (uneven counts); ours computes
+  exactly the batch norms whose count is not a multiple of 16 in float32, and
+  lever.batchnorm=bf16_every_width puts them back in bfloat16."""
+  lever = "lever.batchnorm=bf16_every_width"
+  stdout, r = run_tool("bench_train.py", ["--model=resnet56", "--variant=B", "--width_multiplier=0.5",
+                                          "--contestants=ours,torch_cl_bf16", "--memory_examples=0",
+                                          "--mixed_precision=bf16", "--nokernels",
+                                          f"--compare={lever}"], tmp_path)
+  stages = [8] * 9 + [16] * 9 + [32] * 9                   # ResNet-56 x0.5, block conv1 widths
+  assert r["variant"] == "B" and len(r["widths"]) == 27 and r["widths"] != stages
+  assert all(0 < w <= s for w, s in zip(r["widths"], stages))
+  assert "model resnet56-B x0.5" in stdout
+  odd = sum(w % 16 != 0 for w in [8] + r["widths"] + stages)   # stem bn1, block bn1s, block bn2s
+  base = r["contestants"]["ours"]["levers"]
+  assert base["batchnorm_layers"] == 55
+  assert base["float32_batchnorm_layers"] == odd > 0
+  assert r["contestants"][f"ours[{lever}]"]["levers"]["float32_batchnorm_layers"] == 0
+
+
+def test_unknown_variant_is_a_usage_error(tmp_path):
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_train.py"), "--quick",
+                         "--model=vgg11", "--variant=A", "--contestants=ours"],
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "vgg11" in proc.stderr or "variant" in proc.stderr
