@@ -11,7 +11,7 @@ from absl import flags
 
 from tf_rethink.util.errors import UsageError, fail, parse_flags
 
-flags.DEFINE_string("suite", "small", "tiny (plumbing check), small (CPU, ~1 h on 2 cores), full.")
+flags.DEFINE_string("suite", "small", "tiny (plumbing check), small (CPU, ~1.5 h on 2 cores), full.")
 flags.DEFINE_string("root", None, "Directory of the suite's runs (one subdirectory per experiment; "
                     "default runs/reproduce_<suite>).")
 flags.DEFINE_string("out", "REPRODUCTION.md", "The report; records.json, records.csv and the PNGs "
