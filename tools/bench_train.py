@@ -37,9 +37,9 @@ are printed.
                 `lever.NAME=VALUE` changes how that contestant's graph is built (`LEVERS`):
                 `lever.batchnorm=unfused` (BatchNormalization(fused=False): TensorFlow's own
                 element-wise ops instead of the FusedBatchNormV3 kernel, which oneDNN runs),
-                `lever.batchnorm=bf16_every_width` (undoes compile_model's float32 batch norms
-                for channel counts that are not a multiple of 16, where oneDNN's bfloat16 kernel
-                is its reference one: the cost of that rule, with --variant),
+                `lever.batchnorm=bf16_every_width` (undoes compile_model's float32 / unfused
+                batch norms for channel counts that are not a multiple of 16, where oneDNN's
+                bfloat16 kernel is its reference one: the cost of that rule, with --variant),
                 `lever.grappler.OPTION=on|off` (`tf.config.optimizer.set_experimental_options`,
                 e.g. remapping (the Conv/BN/ReLU fusions), layout_optimizer,
                 auto_mixed_precision_onednn_bfloat16 (Grappler's graph-level bf16 rewrite, with
@@ -354,6 +354,7 @@ def apply_model_levers(levers: dict, model) -> dict:
     for layer in layers:
       if layer.dtype_policy.name != model.dtype_policy.name:
         layer._set_dtype_policy(model.dtype_policy.name)
+        layer.fused = True
   return {"grappler": {k: v for k, v in tf.config.optimizer.get_experimental_options().items()
                        if k in GRAPPLER_OPTIONS},
           "fused_batchnorm_layers": sum(bool(l.fused) for l in layers),

@@ -154,8 +154,8 @@ def test_bad_compare_item_is_a_usage_error(tmp_path):
 
 def test_quick_variant_trains_the_pruned_architecture_and_the_bf16_batchnorm_lever(tmp_path):
   """--variant=B: every contestant trains ResNet-56-B's kept widths (uneven counts); ours computes
-  exactly the batch norms whose count is not a multiple of 16 in float32, and
-  lever.batchnorm=bf16_every_width puts them back in bfloat16."""
+  exactly the batch norms whose count is not a multiple of 16 in float32 (unfused: not a multiple
+  of 8), and lever.batchnorm=bf16_every_width puts them back in fused bfloat16."""
   lever = "lever.batchnorm=bf16_every_width"
   stdout, r = run_tool("bench_train.py", ["--model=resnet56", "--variant=B", "--width_multiplier=0.5",
                                           "--contestants=ours,torch_cl_bf16", "--memory_examples=0",
@@ -168,8 +168,11 @@ def test_quick_variant_trains_the_pruned_architecture_and_the_bf16_batchnorm_lev
   odd = sum(w % 16 != 0 for w in [8] + r["widths"] + stages)   # stem bn1, block bn1s, block bn2s
   base = r["contestants"]["ours"]["levers"]
   assert base["batchnorm_layers"] == 55
+  unfused = sum(w % 8 != 0 for w in [8] + r["widths"] + stages)
   assert base["float32_batchnorm_layers"] == odd > 0
-  assert r["contestants"][f"ours[{lever}]"]["levers"]["float32_batchnorm_layers"] == 0
+  assert base["fused_batchnorm_layers"] == 55 - unfused and unfused > 0
+  old = r["contestants"][f"ours[{lever}]"]["levers"]
+  assert old["float32_batchnorm_layers"] == 0 and old["fused_batchnorm_layers"] == 55
 
 
 def test_unknown_variant_is_a_usage_error(tmp_path):

@@ -168,7 +168,10 @@ def test_threads_are_applied_after_main_started_tensorflow():
 
 def _odd_and_even_batchnorms():
   inputs = keras.Input((12, 12, 3))
-  x = keras.layers.Conv2D(8, 3, padding="same", name="conv8")(inputs)
+  x = keras.layers.Conv2D(6, 3, padding="same", name="conv6")(inputs)
+  x = keras.layers.BatchNormalization(name="bn6")(x)
+  x = keras.layers.ReLU()(x)
+  x = keras.layers.Conv2D(8, 3, padding="same", name="conv8")(x)
   x = keras.layers.BatchNormalization(name="bn8")(x)
   x = keras.layers.ReLU()(x)
   x = keras.layers.Conv2D(16, 3, padding="same", name="conv16")(x)
@@ -179,16 +182,18 @@ def _odd_and_even_batchnorms():
 
 
 def test_bf16_batchnorm_with_an_odd_channel_count_computes_in_float32():
-  """The 8-channel batch norm would run oneDNN's reference bfloat16 kernel: compile_model moves it
-  to float32; the 16-channel one and a float32 model are left alone; outputs stay close."""
+  """The 6- and 8-channel batch norms would run oneDNN's reference bfloat16 kernel: compile_model
+  moves both to float32 and unfuses the 6-channel one (float32's kernel needs a multiple of 8);
+  the 16-channel one and a float32 model are left alone; outputs stay close."""
   keras.utils.set_random_seed(3)
   with speed.policy_scope(speed.SpeedSettings(mixed_precision="bf16")):
     model = _odd_and_even_batchnorms()
   plain = keras.models.clone_model(model)
   plain.set_weights(model.get_weights())
   compile_model(model, SPEC, speed.SpeedSettings(mixed_precision="bf16"))
-  assert model.get_layer("bn8").compute_dtype == "float32"
-  assert model.get_layer("bn16").compute_dtype == "bfloat16"
+  assert model.get_layer("bn6").compute_dtype == model.get_layer("bn8").compute_dtype == "float32"
+  assert not model.get_layer("bn6").fused and model.get_layer("bn8").fused
+  assert model.get_layer("bn16").compute_dtype == "bfloat16" and model.get_layer("bn16").fused
   assert model.get_layer("conv8").compute_dtype == "bfloat16"
   assert plain.get_layer("bn8").compute_dtype == "bfloat16"       # clone_model: not compiled
   x = np.random.RandomState(0).rand(4, 12, 12, 3).astype("float32")
@@ -197,6 +202,7 @@ def test_bf16_batchnorm_with_an_odd_channel_count_computes_in_float32():
   assert speed.float32_batchnorm_where_bf16_is_slow(model) == ()   # nothing left to change
   float32_model = compile_model(_odd_and_even_batchnorms(), SPEC)
   assert float32_model.get_layer("bn8").compute_dtype == "float32"
+  assert float32_model.get_layer("bn6").fused
   assert speed.float32_batchnorm_where_bf16_is_slow(float32_model) == ()
 
 
@@ -221,7 +227,8 @@ model.fit(x, y, batch_size=16, epochs=1, verbose=0)
 @pytest.mark.skipif(not speed.cpu_has_bf16(), reason="needs a CPU with native bfloat16 (oneDNN)")
 def test_no_reference_bf16_batchnorm_kernel_runs_when_trained(tmp_path):
   """ONEDNN_VERBOSE of a real training run: through compile_model no batch norm runs oneDNN's
-  reference kernel (nspc_bnorm:any); the same model compiled by plain Keras does run it."""
+  reference kernel (nspc_bnorm:any; the 8-channel one runs float32's jit kernel, the 6-channel
+  one no oneDNN kernel at all); the same model compiled by plain Keras does run it."""
   import os, subprocess, sys  # pylint: disable=import-outside-toplevel,multiple-imports
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   env = dict(os.environ, ONEDNN_VERBOSE="1", TF_ENABLE_ONEDNN_OPTS="1", PYTHONPATH=root,

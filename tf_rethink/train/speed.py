@@ -18,8 +18,9 @@ section); "auto" picks per device:
   (one per core). They must be set before TensorFlow executes its first op (`set_threads`).
 
 Under bfloat16 on a CPU, a BatchNormalization whose channel count is not a multiple of 16 computes
-in float32 (`float32_batchnorm_where_bf16_is_slow`, applied by `trainer.compile_model`): oneDNN has
-no vectorized bfloat16 kernel for such counts, and pruned models have them.
+in float32, unfused if the count is not a multiple of 8 either
+(`float32_batchnorm_where_bf16_is_slow`, applied by `trainer.compile_model`): oneDNN has no
+vectorized kernel for such counts, and pruned models have them.
 """
 import contextlib
 import dataclasses
@@ -81,25 +82,34 @@ def cpu_has_bf16() -> bool:
 
 
 # oneDNN (the one in TensorFlow 2.21) vectorizes bfloat16 batch normalization only over channel
-# counts that are a multiple of 16, one 512-bit register of bfloat16; any other count runs its
-# reference implementation (`nspc_bnorm:any` in ONEDNN_VERBOSE instead of `bnorm_tbb_jit`),
-# measured at 12-39 ms per call against 0.5-1.4 ms for 16 channels (128 x 28 x 28, Intel Xeon with
-# AMX; the AMD AVX512-BF16 machine showed the same 2x epochs). In float32 every count has a jit
-# kernel. The channel counts of pruned models are arbitrary: VGG-16-A at x0.25 keeps 8 of conv1's
-# 16 filters, and its Scratch-E trained at 107.7 ms per step against 50.9 for the LARGER model;
-# with that one layer's batch norm in float32, 59.0 ms.
+# counts that are a multiple of 16, one 512-bit register of bfloat16, and float32 only over
+# multiples of 8 (AVX2's `bnorm_tbb_jit:avx2`); any other count runs its reference implementation
+# (`nspc_bnorm:any` in ONEDNN_VERBOSE). Forward + backward of one batch norm, 64x32x32xC, in ms
+# (Intel Xeon with AMX; the AMD AVX512-BF16 machine showed the same 2x pruned-model epochs):
+#
+#   C                      6      8     16     22     57     64
+#   bfloat16, fused     20.7   37.0    1.7   34.8   40.8    4.1
+#   float32, fused      10.8    1.7    2.9   16.3   24.4    7.7
+#   float32, unfused     3.2    2.8    4.2    7.3   14.0   17.3   (TensorFlow's element-wise ops)
+#
+# The channel counts of pruned models are arbitrary: VGG-16-A at x0.25 keeps 8 of conv1's 16
+# filters, and its Scratch-E trained at 107.7 ms per step against 50.9 for the LARGER model (59.0
+# with that batch norm in float32); ResNet-56-B keeps 6, 22 and 57.
 BF16_BATCHNORM_CHANNEL_MULTIPLE = 16
+FLOAT32_BATCHNORM_CHANNEL_MULTIPLE = 8
 _BATCHNORMS = (keras.layers.BatchNormalization, keras.layers.experimental.SyncBatchNormalization)
 
 
 def float32_batchnorm_where_bf16_is_slow(model) -> Tuple[str, ...]:
-  """Sets float32 compute on every batch norm of `model` that computes in bfloat16 on a CPU with
-  a channel count that is not a multiple of 16; returns their names.
+  """On a CPU, every batch norm of `model` that computes in bfloat16 with a channel count that is
+  not a multiple of 16 computes in float32 instead, and unfused (element-wise ops) where the count
+  is not a multiple of 8 either: the fastest of the three for each count (table above). Returns
+  their names.
 
   Call before the model is traced (compile_model does). It changes no result beyond rounding: the
   variables are float32 either way, the layer's input is cast up and the next layer casts its
-  output back down to bfloat16 (Keras's autocast). Not applied with a GPU (cuDNN has no such
-  restriction)."""
+  output back down to bfloat16 (Keras's autocast); fused and unfused compute the same batch
+  statistics. Not applied with a GPU (cuDNN has no such restriction)."""
   if _has_gpu():
     return ()
   changed = []
@@ -107,8 +117,11 @@ def float32_batchnorm_where_bf16_is_slow(model) -> Tuple[str, ...]:
     if (not isinstance(layer, _BATCHNORMS) or not layer.built
         or layer.compute_dtype != "bfloat16"):
       continue
-    if layer.moving_mean.shape.num_elements() % BF16_BATCHNORM_CHANNEL_MULTIPLE:
+    channels = layer.moving_mean.shape.num_elements()
+    if channels % BF16_BATCHNORM_CHANNEL_MULTIPLE:
       layer._set_dtype_policy("float32")  # pylint: disable=protected-access
+      if channels % FLOAT32_BATCHNORM_CHANNEL_MULTIPLE:
+        layer.fused = False   # read when the call is traced
       changed.append(layer.name)
   return tuple(changed)
 
