@@ -319,6 +319,22 @@ def test_invocations_are_logged_and_summed_in_the_report_lines(tmp_path):
   assert report.invocation_lines(root)[0].startswith("- Trained by 1 invocation(s), 1.0 min")
 
 
+def test_invocations_side_by_side_count_once_in_the_wall_time(tmp_path):
+  root = str(tmp_path / "runs")
+  report.log_invocation(root, "python tools/reproduce.py --only=a", 3600.0, "cpu X",
+                        "2026-12-03 14:19 UTC")
+  report.log_invocation(root, "python tools/reproduce.py --only=b", 5400.0, "cpu X",
+                        "2026-12-03 14:19 UTC")
+  report.log_invocation(root, "python tools/reproduce.py --only=c", 600.0, "cpu X",
+                        "2026-12-03 17:00 UTC")   # after both: adds its own 10 min
+  lines = report.invocation_lines(root)
+  assert lines[0].startswith("- Trained by 3 invocation(s), 100.0 min of wall time in all, some "
+                             "side by side (160.0 min summed")
+  assert report.covered_seconds([{"started": "2026-12-03 14:00 UTC", "wall_time_s": 60},
+                                 {"started": "2026-12-03 14:30 UTC", "wall_time_s": 60}]) == 120
+  assert report.covered_seconds([{"started": "t1", "wall_time_s": 60}]) is None
+
+
 def test_tool_unknown_suite_is_one_line_exit_2(tmp_path):
   r = _tool("--suite=huge", cwd=tmp_path)
   assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(

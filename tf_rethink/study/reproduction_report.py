@@ -8,6 +8,7 @@ provenance tag shown), the verdict of each claim from `study/claims.py`. Experim
 records are listed as not run, with the reason of a FAILED.txt when there is one.
 """
 import csv
+import datetime
 import io
 import json
 import os
@@ -216,6 +217,28 @@ def log_invocation(root: str, command: str, wall_time_s: float, machine: str,
   fs.write_json(path, entries)
 
 
+def covered_seconds(entries) -> Optional[float]:
+  """Seconds during which at least one invocation ran (the union of [started, started + wall]:
+  invocations run side by side count once); None when a start time is not '%Y-%m-%d %H:%M UTC'
+  (to the minute, so the union is exact to a minute per invocation)."""
+  spans = []
+  for e in entries:
+    try:
+      start = datetime.datetime.strptime(str(e.get("started")), "%Y-%m-%d %H:%M UTC").timestamp()
+    except ValueError:
+      return None
+    spans.append((start, start + float(e.get("wall_time_s", 0.0))))
+  covered, end = 0.0, None
+  for a, b in sorted(spans):
+    if end is None or a > end:
+      covered += b - a
+      end = b
+    elif b > end:
+      covered += b - end
+      end = b
+  return covered
+
+
 def invocation_lines(root: str) -> List[str]:
   """The report's lines on the training invocations logged under `root`."""
   path = os.path.join(root, INVOCATIONS)
@@ -227,9 +250,14 @@ def invocation_lines(root: str) -> List[str]:
     return []
   if not entries:
     return []
-  wall = sum(float(e.get("wall_time_s", 0.0)) for e in entries)
-  out = [f"- Trained by {len(entries)} invocation(s), {wall / 60:.1f} min of wall time in all "
-         f"(from {INVOCATIONS}):"]
+  total = sum(float(e.get("wall_time_s", 0.0)) for e in entries)
+  wall = covered_seconds(entries)
+  if wall is None or wall >= total - 60:   # unknown start times, or none ran side by side
+    head = f"{total / 60:.1f} min of wall time in all"
+  else:
+    head = (f"{wall / 60:.1f} min of wall time in all, some side by side ({total / 60:.1f} min "
+            "summed over the invocations)")
+  out = [f"- Trained by {len(entries)} invocation(s), {head} (from {INVOCATIONS}):"]
   for e in entries:
     out.append(f"  - {e.get('started', '?')}: `{e.get('command', '?')}`, "
                f"{float(e.get('wall_time_s', 0.0)) / 60:.1f} min")
