@@ -199,11 +199,11 @@ def test_bf16_batchnorm_with_an_odd_channel_count_computes_in_float32():
   x = np.random.RandomState(0).rand(4, 12, 12, 3).astype("float32")
   np.testing.assert_allclose(model(x, training=True).numpy(),
                              plain(x, training=True).numpy().astype("float32"), atol=0.1)
-  assert speed.float32_batchnorm_where_bf16_is_slow(model) == ()   # nothing left to change
+  assert speed.avoid_reference_batchnorm_kernels(model) == ()   # nothing left to change
   float32_model = compile_model(_odd_and_even_batchnorms(), SPEC)
   assert float32_model.get_layer("bn8").compute_dtype == "float32"
   assert float32_model.get_layer("bn6").fused
-  assert speed.float32_batchnorm_where_bf16_is_slow(float32_model) == ()
+  assert speed.avoid_reference_batchnorm_kernels(float32_model) == ()
 
 
 _BN_PROBE = """

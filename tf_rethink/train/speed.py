@@ -19,7 +19,7 @@ section); "auto" picks per device:
 
 Under bfloat16 on a CPU, a BatchNormalization whose channel count is not a multiple of 16 computes
 in float32, unfused if the count is not a multiple of 8 either
-(`float32_batchnorm_where_bf16_is_slow`, applied by `trainer.compile_model`): oneDNN has no
+(`avoid_reference_batchnorm_kernels`, applied by `trainer.compile_model`): oneDNN has no
 vectorized kernel for such counts, and pruned models have them.
 """
 import contextlib
@@ -100,7 +100,7 @@ FLOAT32_BATCHNORM_CHANNEL_MULTIPLE = 8
 _BATCHNORMS = (keras.layers.BatchNormalization, keras.layers.experimental.SyncBatchNormalization)
 
 
-def float32_batchnorm_where_bf16_is_slow(model) -> Tuple[str, ...]:
+def avoid_reference_batchnorm_kernels(model) -> Tuple[str, ...]:
   """On a CPU, every batch norm of `model` that computes in bfloat16 with a channel count that is
   not a multiple of 16 computes in float32 instead, and unfused (element-wise ops) where the count
   is not a multiple of 8 either: the fastest of the three for each count (table above). Returns

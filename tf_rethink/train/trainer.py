@@ -92,10 +92,10 @@ def compile_model(model: keras.Model, spec: TrainSpec,
   `speed` (default `speed.FLOAT32`) sets XLA and steps per execution; build the model inside
   `speed_lib.policy_scope(speed)` for its mixed precision (batch norms whose bfloat16 kernel would
   be oneDNN's slow reference one then compute in float32, unfused where float32's kernel would be
-  the reference one too: `speed_lib.float32_batchnorm_where_bf16_is_slow`)."""
+  the reference one too: `speed_lib.avoid_reference_batchnorm_kernels`)."""
   require_tf_keras(model, "training (the paper's regimes: SGD with coupled L2, step lr)")
   speed = speed or speed_lib.FLOAT32
-  speed_lib.float32_batchnorm_where_bf16_is_slow(model)
+  speed_lib.avoid_reference_batchnorm_kernels(model)
   model.compile(optimizer=make_optimizer(spec),
                 loss=speed_lib.CrossEntropy(from_logits=True),
                 metrics=[speed_lib.Accuracy()], jit_compile=speed.jit(),
