@@ -12,18 +12,10 @@ Both write to a temporary name beside `path` and rename it into place only once 
 import os
 import shutil
 
-import numpy as np
 
+from tf_rethink.export.closeness import check_close
 from tf_rethink.util import fs
 from tf_rethink.util.errors import UsageError
-
-
-def _check_close(got, want, atol, where):
-  got, want = np.asarray(got), np.asarray(want)
-  if got.shape != want.shape or not np.allclose(got, want, atol=atol * max(1.0, np.abs(
-      want).max()), rtol=1e-4):
-    raise RuntimeError(f"the reloaded export at {where} disagrees with the in-memory model (max "
-                       f"abs diff {np.abs(got - want).max():.3g})")
 
 
 def _first(out):
@@ -40,7 +32,7 @@ def save_keras(model, path: str, sample, atol: float = 1e-4) -> dict:
   with fs.atomic_path(path) as tmp:
     model.save(tmp)
     reloaded = keras.saving.load_model(tmp, safe_mode=True, compile=False)
-    _check_close(_first(reloaded(sample, training=False)), _first(model(sample, training=False)),
+    check_close(_first(reloaded(sample, training=False)), _first(model(sample, training=False)),
                  atol, path)
   return {"path": path, "bytes": os.path.getsize(path)}
 
@@ -62,7 +54,7 @@ def export_serving(model, path: str, sample, atol: float = 1e-4) -> dict:
   try:
     folded.export(tmp, format="tf_saved_model", verbose=False)
     served = tf.saved_model.load(tmp)
-    _check_close(_first(served.serve(tf.constant(sample))), _first(model(sample,
+    check_close(_first(served.serve(tf.constant(sample))), _first(model(sample,
                                                                           training=False)),
                  atol, path)
   except BaseException:

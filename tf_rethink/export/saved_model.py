@@ -2,8 +2,7 @@
 import os
 import shutil
 
-import numpy as np
-
+from tf_rethink.export.closeness import check_close
 from tf_rethink.export.ownership import MARKER, check_replaceable, is_export, mark  # noqa: F401
 from tf_rethink.util import fs
 from tf_rethink.util.errors import UsageError
@@ -140,9 +139,7 @@ def _save_verified(model, path, sample, save, reloaded_outputs, atol) -> dict:
     expected = model(sample, training=False)
     expected = (expected[0] if isinstance(expected, (list, tuple)) else expected).numpy()
     for got in reloaded_outputs(tmp):
-      if not np.allclose(got, expected, atol=atol, rtol=1e-4):
-        raise RuntimeError(f"the reloaded SavedModel for {path} disagrees with the in-memory "
-                           f"model (max abs diff {np.abs(got - expected).max():.3g})")
+      check_close(got, expected, atol, path)
     mark(tmp)
     fs.replace_dir(tmp, path)
   finally:
