@@ -81,12 +81,13 @@ _EQUAL_DIST = Claim("lottery", "lottery_random", "no_gain", "(our control) the t
                     "than a fresh draw of the SAME initial distribution under the same mask")
 
 # gamma of SSS's block-scale penalty, measured on the small suite's ResNet-20 x0.5 (8 epochs): at
-# 0.05 and 0.15 no block went (seed 1; smallest scale 0.20, 0.087); at 0.5 one block in seed 1 and
-# none in seeds 2 and 3 (reproduction/sss_gamma0.5/); at 0.7 three, two and one block in seeds 1-3
-# (reproduction/sss/); at 1.0 seven of 9 in seed 1 and all 9 in seed 2 (whose baseline fell
-# to 55%); at 1.5 all 9 after the first epoch. A block goes where its loss gradient |dL/dlambda|
-# stays below gamma (the soft threshold's fixed point), which is why gamma, not the schedule
-# length, decides, and why the window is this narrow at this scale.
+# 0.05 and 0.15 no block went (seed 1; smallest scale 0.20, 0.087); at 0.5 one block in seed 1
+# and none in seeds 2 and 3 (reproduction/small_8ep/sss_gamma0.5/); at 0.7 three, two and one
+# block in seeds 1-3 (reproduction/small_8ep/sss/); at 1.0 seven of 9 in seed 1 and all 9 in
+# seed 2 (whose baseline fell to 55%); at 1.5 all 9 after the first epoch. At 16 epochs, 0.7
+# removed three, none and four (REPRODUCTION.md). A block goes where its loss gradient
+# |dL/dlambda| stays below gamma (the soft threshold's fixed point), which is why gamma, more than
+# the schedule length, decides, and why the window is this narrow at this scale.
 SSS_STRENGTH = 0.7
 
 EXPERIMENTS: Dict[str, Experiment] = {e.key: e for e in (

@@ -142,7 +142,7 @@ def _plots(runs, root, seeds, outdir: str, rel: str) -> Dict[str, str]:
     if by_seed:
       tables.setdefault(reproduce.EXPERIMENTS[key].table, []).append(key)
   for table, keys in tables.items():
-    fig, ax = plt.subplots(figsize=(2.2 + 2.6 * len(keys), 3.6))
+    fig, ax = plt.subplots(figsize=(2.2 + 2.6 * len(keys), 4.4))
     xt, xl = [], []
     x = 0
     for key in keys:
@@ -152,7 +152,7 @@ def _plots(runs, root, seeds, outdir: str, rel: str) -> Dict[str, str]:
         m, s = repeats.mean_std(values(by_seed, r))
         ax.bar(x, m, yerr=s, capsize=3, color=f"C{_order(r)}")
         xt.append(x)
-        xl.append(f"{regime_name(table, r).split(' (')[0]}\n{key[:22]}")
+        xl.append(f"{regime_name(table, r).split(' (')[0]}\n{key}")   # whole key: tables hold several
         x += 1
       x += 1
     ax.set_xticks(xt)
