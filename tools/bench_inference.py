@@ -51,7 +51,7 @@ Measured, with the full and the pruned model interleaved in every repetition (so
 processes hits both alike), medians over `--repeats`:
   * latency at batch 1 (ms per call, median of the calls of a repetition),
   * throughput at batch 64 (img/s).
-speedup = full time / pruned time; target: speedup >= 0.8 x FLOPs ratio (FLOPs in the paper's
+speedup = full time / pruned time; target: speedup >= 0.9 x FLOPs ratio (FLOPs in the paper's
 convention A, `tf_rethink.flops.count`).
 """
 import json
@@ -336,7 +336,7 @@ def format_rows(result) -> str:
           "img/s")
   noise = max([v for r in result["rows"] for k, v in r.items() if "spread" in k] or [0.0])
   threads = lambda n: "one per core" if n == 0 else str(n)  # noqa: E731
-  lines.append(f"target: speedup >= 0.8 x FLOPs ratio (columns /FLOPs >= 0.80); intra-op threads: "
+  lines.append(f"target: speedup >= 0.9 x FLOPs ratio (columns /FLOPs >= 0.90); intra-op threads: "
                f"batch 1 {threads(result['threads_batch1'])}, batch {b} "
                f"{threads(result['threads_batch'])}; largest spread (max-min)/median of any "
                f"timing over {result['repeats']} interleaved repetitions: {noise:.0%}")
