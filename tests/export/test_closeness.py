@@ -1,4 +1,5 @@
-"""The reload check's tolerance: absolute part scaled by the largest output, relative per element."""
+"""The reload check's tolerance: absolute part scaled by the largest output, relative per
+element."""
 import numpy as np
 import pytest
 

@@ -12,7 +12,6 @@ Both write to a temporary name beside `path` and rename it into place only once 
 import os
 import shutil
 
-
 from tf_rethink.export.closeness import check_close
 from tf_rethink.util import fs
 from tf_rethink.util.errors import UsageError
@@ -33,7 +32,7 @@ def save_keras(model, path: str, sample, atol: float = 1e-4) -> dict:
     model.save(tmp)
     reloaded = keras.saving.load_model(tmp, safe_mode=True, compile=False)
     check_close(_first(reloaded(sample, training=False)), _first(model(sample, training=False)),
-                 atol, path)
+                atol, path)
   return {"path": path, "bytes": os.path.getsize(path)}
 
 
@@ -54,9 +53,8 @@ def export_serving(model, path: str, sample, atol: float = 1e-4) -> dict:
   try:
     folded.export(tmp, format="tf_saved_model", verbose=False)
     served = tf.saved_model.load(tmp)
-    check_close(_first(served.serve(tf.constant(sample))), _first(model(sample,
-                                                                          training=False)),
-                 atol, path)
+    check_close(_first(served.serve(tf.constant(sample))),
+                _first(model(sample, training=False)), atol, path)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise

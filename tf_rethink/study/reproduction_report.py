@@ -152,7 +152,8 @@ def _plots(runs, root, seeds, outdir: str, rel: str) -> Dict[str, str]:
         m, s = repeats.mean_std(values(by_seed, r))
         ax.bar(x, m, yerr=s, capsize=3, color=f"C{_order(r)}")
         xt.append(x)
-        xl.append(f"{regime_name(table, r).split(' (')[0]}\n{key}")   # whole key: tables hold several
+        # the whole key: a table holds several experiments whose keys share a long prefix
+        xl.append(f"{regime_name(table, r).split(' (')[0]}\n{key}")
         x += 1
       x += 1
     ax.set_xticks(xt)
