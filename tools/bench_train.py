@@ -112,6 +112,9 @@ _JIT = flags.DEFINE_enum("jit_compile", _D.jit_compile, config_lib.JIT_CHOICES, 
 _INTRA = flags.DEFINE_integer("intra_op_threads", _D.intra_op_threads,
                               "ours: TF intra-op threads; also torch's threads (0: one per core).")
 _INTER = flags.DEFINE_integer("inter_op_threads", _D.inter_op_threads, "ours: TF inter-op threads.")
+_CONV_WGRAD = flags.DEFINE_enum("conv_weight_grad", _D.conv_weight_grad,
+                                config_lib.CONV_WEIGHT_GRAD_CHOICES,
+                                "ours: per-tap matmul weight gradients (train/conv_weight_grad.py).")
 _COMPARE = flags.DEFINE_multi_string("compare", [], "Extra `ours` variants: comma-separated "
                                      "speed settings, e.g. mixed_precision=off,steps_per_execution=4.")
 _CONTESTANTS = flags.DEFINE_list("contestants", list(CONTESTANTS), f"Which of {', '.join(CONTESTANTS)} "
@@ -343,6 +346,7 @@ def apply_model_levers(levers: dict, model) -> dict:
   worker reports it: a lever that did not apply is visible)."""
   import tensorflow as tf
   import tf_keras as keras
+  from tf_rethink.train import conv_weight_grad
   layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
   if levers.get("batchnorm") in ("unfused", "bf16_every_width") and not layers:
     raise RuntimeError(f"lever.batchnorm={levers['batchnorm']}: the model has no "
@@ -359,7 +363,8 @@ def apply_model_levers(levers: dict, model) -> dict:
                        if k in GRAPPLER_OPTIONS},
           "fused_batchnorm_layers": sum(bool(l.fused) for l in layers),
           "float32_batchnorm_layers": sum(l.compute_dtype == "float32" for l in layers),
-          "batchnorm_layers": len(layers)}
+          "batchnorm_layers": len(layers),
+          "tap_matmul_weight_grad_layers": len(conv_weight_grad.tapped_layers(model))}
 
 
 def build_keras_contestant(spec):
@@ -644,6 +649,11 @@ def format_result(r: dict) -> str:
       for name in r["contestants"]:
         if f"{name}/{refs[0]}" in r[key]:
           lines.append(f"{name:<48} " + " ".join(f"{r[key][f'{name}/{x}']:12.2f}x" for x in refs))
+  tapped = {n: c["levers"]["tap_matmul_weight_grad_layers"] for n, c in r["contestants"].items()
+            if "tap_matmul_weight_grad_layers" in (c.get("levers") or {})}
+  if tapped:
+    lines.append("convolutions with per-tap matmul weight gradients (--conv_weight_grad): "
+                 + ", ".join(f"{n} {k}" for n, k in tapped.items()))
   if "data_wait_share" in r:
     lines.append(f"share of step time spent on data (1 - ours/ours_cached): "
                  f"{r['data_wait_share']:.1%}")
@@ -683,7 +693,8 @@ def parse_settings(text: str):
 
 def config_from_flags() -> dict:
   speed = dict(steps_per_execution=_SPE.value, mixed_precision=_MP.value, jit_compile=_JIT.value,
-               intra_op_threads=_INTRA.value, inter_op_threads=_INTER.value)
+               intra_op_threads=_INTRA.value, inter_op_threads=_INTER.value,
+               conv_weight_grad=_CONV_WGRAD.value)
   unknown = set(_CONTESTANTS.value) - set(CONTESTANTS)
   if unknown:
     raise app.UsageError(f"--contestants: unknown {', '.join(sorted(unknown))}; choose among "

@@ -14,7 +14,7 @@ from tf_rethink.util.errors import UsageError
 
 # How training steps execute (train/speed.py's SpeedSettings has exactly these fields).
 SPEED_FIELDS = ("steps_per_execution", "mixed_precision", "jit_compile", "intra_op_threads",
-                "inter_op_threads")
+                "inter_op_threads", "conv_weight_grad")
 # Fields that do not change what is trained (which regimes to run, where, how verbosely).
 _RUN_ONLY_FIELDS = ("regime", "workdir", "strategy", "worker_timeout", "dry_run", "verbose",
                     "export", "seeds") + SPEED_FIELDS
@@ -34,6 +34,7 @@ REGIME_CHOICES = ("baseline", "finetune", "scratch_e", "scratch_b", "all", "lott
 LR_SCHEDULES = ("auto", "cifar", "imagenet")
 PRECISIONS = ("auto", "off", "bf16", "fp16")   # --mixed_precision (train/speed.py)
 JIT_CHOICES = ("auto", "on", "off")            # --jit_compile (train/speed.py)
+CONV_WEIGHT_GRAD_CHOICES = ("auto", "on", "off")   # --conv_weight_grad (train/conv_weight_grad.py)
 AUGMENTATIONS = ("paper", "randaugment", "mixup", "cutmix", "keras_cv_crop")   # --augment (data/recipes.py RECIPES)
 
 
@@ -77,6 +78,7 @@ class Config:
   jit_compile: str = "auto"
   intra_op_threads: int = 0
   inter_op_threads: int = 0
+  conv_weight_grad: str = "auto"
 
   def __post_init__(self):
     for name, value in PROTOCOL_DEFAULTS.get(self.dataset, PROTOCOL_DEFAULTS["embedded"]).items():
@@ -139,6 +141,8 @@ def check_speed_settings(settings) -> None:
          f"{settings.mixed_precision!r}; choose one of: {', '.join(PRECISIONS)}")
   _check(settings.jit_compile in JIT_CHOICES, f"unknown --jit_compile={settings.jit_compile!r}; "
          f"choose one of: {', '.join(JIT_CHOICES)}")
+  _check(settings.conv_weight_grad in CONV_WEIGHT_GRAD_CHOICES, "unknown --conv_weight_grad="
+         f"{settings.conv_weight_grad!r}; choose one of: {', '.join(CONV_WEIGHT_GRAD_CHOICES)}")
   _check(int(settings.steps_per_execution) >= 1,
          f"--steps_per_execution={settings.steps_per_execution} must be a positive integer")
   for name in ("intra_op_threads", "inter_op_threads"):

@@ -21,8 +21,8 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from tf_rethink.util import quiet
-from tf_rethink.run.config import (AUGMENTATIONS, Config, JIT_CHOICES, LR_SCHEDULES, PRECISIONS,
-                                   REGIME_CHOICES)
+from tf_rethink.run.config import (AUGMENTATIONS, CONV_WEIGHT_GRAD_CHOICES, Config, JIT_CHOICES,
+                                   LR_SCHEDULES, PRECISIONS, REGIME_CHOICES)
 from tf_rethink.pruning import select
 from tf_rethink.util import errors
 from tf_rethink.util.errors import UsageError, fail, parse_flags
@@ -80,12 +80,16 @@ flags.DEFINE_bool("export", _D.export, "Export the last regime's model as a veri
 flags.DEFINE_integer("steps_per_execution", _D.steps_per_execution, "Training steps per tf.function "
                      "call (speed only; measured default, see README Performance).")
 flags.DEFINE_enum("mixed_precision", _D.mixed_precision, PRECISIONS, "auto: float16 + loss scaling "
-                  "on a GPU, float32 on a CPU; bf16: bfloat16 compute; off: float32.")
+                  "on a GPU, bfloat16 on a CPU with AVX512_BF16 or AMX, float32 on other CPUs; "
+                  "bf16: bfloat16 compute; fp16: float16; off: float32.")
 flags.DEFINE_enum("jit_compile", _D.jit_compile, JIT_CHOICES, "XLA; auto: on a GPU only.")
 flags.DEFINE_integer("intra_op_threads", _D.intra_op_threads, "TensorFlow intra-op threads (0: one "
                      "per core).")
 flags.DEFINE_integer("inter_op_threads", _D.inter_op_threads, "TensorFlow inter-op threads (0: one "
                      "per core).")
+flags.DEFINE_enum("conv_weight_grad", _D.conv_weight_grad, CONV_WEIGHT_GRAD_CHOICES, "Weight "
+                  "gradients of small, wide bfloat16 convs as one matmul per kernel tap (speed only; "
+                  "train/conv_weight_grad.py); auto: on a CPU running oneDNN without AMX.")
 
 FLAGS = flags.FLAGS
 _FLAG_DEFINERS = {float: flags.DEFINE_float, int: flags.DEFINE_integer, str: flags.DEFINE_string,

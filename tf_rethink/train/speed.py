@@ -16,6 +16,9 @@ section); "auto" picks per device:
 * `steps_per_execution`: training steps run per `tf.function` call (fewer Python round trips).
 * `intra_op_threads` / `inter_op_threads`: TensorFlow thread pools; 0 keeps TensorFlow's default
   (one per core). They must be set before TensorFlow executes its first op (`set_threads`).
+* `conv_weight_grad`: "auto" computes the weight gradient of small, wide bfloat16 convolutions as
+  one matmul per kernel tap on a CPU running oneDNN without AMX (`conv_weight_grad.py`: TensorFlow's
+  backward-weights kernel is slow there; measured); "on" on any device, "off" never.
 
 Under bfloat16 on a CPU, a BatchNormalization whose channel count is not a multiple of 16 computes
 in float32, unfused if the count is not a multiple of 8 either
@@ -31,6 +34,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_rethink.run.config import check_speed_settings
+from tf_rethink.util import machine
 from tf_rethink.util.errors import UsageError
 
 _POLICIES = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -44,6 +48,7 @@ class SpeedSettings:
   jit_compile: str = "auto"
   intra_op_threads: int = 0
   inter_op_threads: int = 0
+  conv_weight_grad: str = "auto"
 
   def __post_init__(self):
     check_speed_settings(self)
@@ -58,10 +63,18 @@ class SpeedSettings:
   def jit(self) -> bool:
     return self.jit_compile == "on" or (self.jit_compile == "auto" and _has_gpu())
 
+  def tap_matmul_weight_grads(self) -> bool:
+    """Whether `compile_model` gives convolutions per-tap matmul weight gradients where they pay
+    (`conv_weight_grad.py`): "on" always, "off" never, "auto" on a CPU without AMX (not measured
+    there) where TensorFlow runs oneDNN."""
+    if self.conv_weight_grad != "auto":
+      return self.conv_weight_grad == "on"
+    return not _has_gpu() and onednn_enabled() and not cpu_has_amx()
+
 
 # What `trainer.train` / `compile_model` use when given no settings: float32 math, so library
 # callers and tests get exactly the PyTorch-equivalent arithmetic unless they ask for speed.
-FLOAT32 = SpeedSettings(mixed_precision="off")
+FLOAT32 = SpeedSettings(mixed_precision="off", conv_weight_grad="off")
 
 
 def from_config(config) -> SpeedSettings:
@@ -73,12 +86,20 @@ def from_config(config) -> SpeedSettings:
 
 def cpu_has_bf16() -> bool:
   """True when the CPU has native bfloat16 arithmetic (AVX512_BF16 or AMX-BF16, Linux)."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      flags = f.read()
-  except OSError:
-    return False
-  return " avx512_bf16" in flags or " amx_bf16" in flags
+  flags = machine.isa()
+  return flags["avx512_bf16"] or flags["amx_bf16"]
+
+
+def cpu_has_amx() -> bool:
+  """True when the CPU has AMX bfloat16 tiles (Linux)."""
+  return machine.isa()["amx_bf16"]
+
+
+def onednn_enabled() -> bool:
+  """Whether TensorFlow runs its CPU kernels through oneDNN in this process (its default on CPUs
+  with AVX512_VNNI, AVX512_BF16 or AMX; TF_ENABLE_ONEDNN_OPTS overrides)."""
+  from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-direct-tensorflow-import
+  return bool(_pywrap_util_port.IsMklEnabled())
 
 
 # oneDNN (the one in TensorFlow 2.21) vectorizes bfloat16 batch normalization only over channel

@@ -36,6 +36,7 @@ from tf_rethink.util.errors import UsageError
 from tf_rethink.train import callbacks as cb
 from tf_rethink.train.optimizer import SGD
 from tf_rethink.train.schedules import StepLR
+from tf_rethink.train import conv_weight_grad
 from tf_rethink.train import speed as speed_lib
 from tf_rethink.train import strategy as strategy_lib
 from tf_rethink.train.speed import SpeedSettings
@@ -92,10 +93,14 @@ def compile_model(model: keras.Model, spec: TrainSpec,
   `speed` (default `speed.FLOAT32`) sets XLA and steps per execution; build the model inside
   `speed_lib.policy_scope(speed)` for its mixed precision (batch norms whose bfloat16 kernel would
   be oneDNN's slow reference one then compute in float32, unfused where float32's kernel would be
-  the reference one too: `speed_lib.avoid_reference_batchnorm_kernels`)."""
+  the reference one too: `speed_lib.avoid_reference_batchnorm_kernels`; small, wide bfloat16
+  convolutions get per-tap matmul weight gradients where `speed.conv_weight_grad` says so:
+  `conv_weight_grad.use_tap_matmul_weight_grads`)."""
   require_tf_keras(model, "training (the paper's regimes: SGD with coupled L2, step lr)")
   speed = speed or speed_lib.FLOAT32
   speed_lib.avoid_reference_batchnorm_kernels(model)
+  if speed.tap_matmul_weight_grads():
+    conv_weight_grad.use_tap_matmul_weight_grads(model)
   model.compile(optimizer=make_optimizer(spec),
                 loss=speed_lib.CrossEntropy(from_logits=True),
                 metrics=[speed_lib.Accuracy()], jit_compile=speed.jit(),
