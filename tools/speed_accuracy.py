@@ -14,7 +14,9 @@ pools are fixed per process), and prints per setting:
   * the final and best test accuracy, mean +- sample std over the seeds;
   * the difference of the final accuracy from the first setting (the reference), in points;
   * steady-state training speed: the median epoch time without the first epoch (tracing), and
-    img/s = training examples / that time (evaluation included, as a user sees it).
+    img/s = training examples / that time (evaluation included, as a user sees it);
+
+after the machine's line (CPU, ISA, load when the runs started).
 
 Seeds are the same for every setting, so the runs differ only by the setting (and by float
 rounding, which makes runs of one setting differ too: compare the difference with the std).
@@ -32,6 +34,7 @@ from absl import flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from tf_rethink.run import config as config_lib  # noqa: E402  (TensorFlow-free)
+from tf_rethink.util import machine  # noqa: E402  (TensorFlow-free)
 
 DEFAULT_SETTINGS = ["mixed_precision=off", "", "mixed_precision=off,steps_per_execution=4",
                     "mixed_precision=off,intra_op_threads=1", "mixed_precision=off,inter_op_threads=1"]
@@ -94,7 +97,8 @@ def _train_examples(config: dict) -> int:
 
 def format_rows(rows, cfg) -> str:
   ref = rows[0]["test_accuracy"]["mean"]
-  lines = [f"{cfg['model']} x{cfg['width_multiplier']:g} on {cfg['dataset']}, {cfg['epochs']} "
+  lines = [machine.format_machine(cfg["machine"]) if cfg.get("machine") else "machine: unknown",
+           f"{cfg['model']} x{cfg['width_multiplier']:g} on {cfg['dataset']}, {cfg['epochs']} "
            f"epochs, {cfg['seeds']} seed(s) per setting; accuracy in % (mean +- std)",
            f"{'setting':<48} {'final acc':>14} {'vs first':>8} {'best acc':>14} {'epoch s':>8} "
            f"{'img/s':>7}"]
@@ -112,7 +116,8 @@ def main(argv):
   texts = _SETTINGS.value if _SETTINGS.value is not None else DEFAULT_SETTINGS
   settings = [parse_setting(t) for t in texts]
   cfg = dict(model=_MODEL.value, width_multiplier=_WIDTH.value, dataset=_DATASET.value,
-             epochs=_EPOCHS.value, seeds=_SEEDS.value, limit_train=_LIMIT.value)
+             epochs=_EPOCHS.value, seeds=_SEEDS.value, limit_train=_LIMIT.value,
+             machine=machine.describe())
   if _QUICK.value:
     cfg.update(width_multiplier=0.0625, epochs=2, seeds=1, limit_train=128)
   if cfg["seeds"] < 1 or cfg["epochs"] < 1:

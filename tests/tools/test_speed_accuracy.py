@@ -23,6 +23,7 @@ def test_quick_two_settings(tmp_path):
     assert '"mixed_precision": "%s"' % ("off" if i == 0 else "bf16") in config
     assert row["setting"] in stdout
   assert "vs first" in stdout
+  assert stdout.startswith("machine: ") and r["config"]["machine"]["cores"] >= 1
 
 
 def test_unknown_setting_is_a_usage_error():
