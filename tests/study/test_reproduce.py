@@ -296,6 +296,37 @@ def test_report_of_only_some_experiments_covers_just_those(tmp_path):
   assert {r["experiment"] for r in records["records"]} == {"lottery_magnitude_p80_lr0.1"}
 
 
+def _write_config(root, key, seed, **fields):
+  d = root / key / f"seed_{seed}"
+  d.mkdir(parents=True, exist_ok=True)
+  (d / "config.json").write_text(json.dumps(fields))
+
+
+def test_report_states_the_scale_the_runs_recorded_and_flags_overrides(tmp_path):
+  s = reproduce.SUITES["small"]
+  runs = tmp_path / "runs"
+  assert report.scale_line(s, str(runs), ["l1_norm_vgg16_A"], [1]) is None   # nothing on disk
+  suite_scale = dict(dataset="fashion_mnist", limit_train=10000, limit_test=2000,
+                     width_multiplier=0.25)
+  _write_config(runs, "l1_norm_vgg16_A", 1, epochs=16, **suite_scale)
+  _write_config(runs, "lottery_magnitude_p80_lr0.1_long", 1, epochs=32, **suite_scale)
+  line = report.scale_line(s, str(runs), ["l1_norm_vgg16_A", "lottery_magnitude_p80_lr0.1_long"],
+                           [1])
+  assert line == ("- Scale of these runs (their config.json): dataset fashion_mnist, limit_train "
+                  "10,000, limit_test 2,000, width_multiplier x0.25, epochs 16 (l1_norm_vgg16_A); "
+                  "32 (lottery_magnitude_p80_lr0.1_long).")   # 2E is the experiment's own: no flag
+  # trained on all of the data: the report must not repeat the suite's "first 10,000" as theirs
+  _write_config(runs, "thinet_vgg16_p50", 1, epochs=16, **dict(suite_scale, limit_train=60000,
+                                                              limit_test=10000))
+  line = report.scale_line(s, str(runs), ["thinet_vgg16_p50"], [1])
+  assert "limit_train 60,000, limit_test 10,000" in line
+  assert "trained with overrides of the suite's settings (the suite sets limit_train 10,000, " \
+         "limit_test 2,000)" in line
+  text = report.render(s, str(runs), {}, [1], command="c", machine="m", wall_time_s=None, pngs={},
+                       keys=["thinet_vgg16_p50"])
+  assert line in text.splitlines()
+
+
 # --- the tool -------------------------------------------------------------------------------
 
 def _tool(*args, cwd):

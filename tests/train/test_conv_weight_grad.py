@@ -78,7 +78,7 @@ def test_the_measured_rule():
   assert not cwg.pays((8, 8), 256, 256, strides=(2, 2))
   assert not cwg.pays((8, 8), 256, 256, dilation_rate=(2, 2))
   assert not cwg.pays((8, 8), 256, 256, dtype="float32")
-  assert not cwg.pays((None, None), 256, 256)
+  assert not cwg.pays((None, None), 256, 256) and not cwg.pays((-1, -1), 256, 256)
 
 
 def _model():

@@ -46,6 +46,56 @@ def collect(root: str, keys: Sequence[str], seeds: Sequence[int]) -> Dict[str, D
   return out
 
 
+# Config fields that set a run's scale; the report states them as the runs recorded them.
+SCALE_FIELDS = ("dataset", "limit_train", "limit_test", "width_multiplier", "epochs")
+
+
+def scale_line(s, root: str, keys: Sequence[str], seeds: Sequence[int]) -> Optional[str]:
+  """The scale the runs on disk trained at, from their own config.json (not from the flags of the
+  invocation writing the report), and every field where a run differs from what the suite and
+  its experiment set (`reproduce.experiment_config` without overrides): a run trained with
+  overrides is then not described by the suite line. None when no run is on disk."""
+  seen: Dict[str, Dict[str, List[str]]] = {f: {} for f in SCALE_FIELDS}
+  overridden: Dict[str, set] = {}
+  for key in keys:
+    expected = reproduce.experiment_config(s, reproduce.EXPERIMENTS[key], root, {}, seeds)
+    for seed in seeds:
+      path = os.path.join(repeats.seed_dir(os.path.join(root, key), seed), "config.json")
+      try:
+        with open(path) as f:
+          config = json.load(f)
+      except (OSError, ValueError):
+        continue
+      for field in SCALE_FIELDS:
+        value = _scale_value(field, config.get(field))
+        where = seen[field].setdefault(value, [])
+        if key not in where:
+          where.append(key)
+        if value != _scale_value(field, getattr(expected, field)):
+          overridden.setdefault(field, set()).add(_scale_value(field, getattr(expected, field)))
+  if not any(seen.values()):
+    return None
+  parts = []
+  for field in SCALE_FIELDS:
+    values = seen[field]
+    parts.append(f"{field} " + (next(iter(values)) if len(values) == 1 else "; ".join(
+        f"{v} ({', '.join(ks)})" for v, ks in values.items())))
+  line = "- Scale of these runs (their config.json): " + ", ".join(parts)
+  if overridden:
+    suite_values = ", ".join(f"{f} {' / '.join(sorted(v))}" for f, v in overridden.items())
+    line += (f". They were trained with overrides of the suite's settings (the suite sets "
+             f"{suite_values}), so the suite line above does not describe them")
+  return line + "."
+
+
+def _scale_value(field: str, value) -> str:
+  if field.startswith("limit_"):
+    return f"{int(value):,}" if value else "all"
+  if field == "width_multiplier" and value is not None:
+    return f"x{float(value):g}"
+  return str(value)
+
+
 def flat_records(runs: Mapping[str, Mapping[int, dict]]) -> List[dict]:
   """One row per (experiment, seed, regime), the FIELDS of records.csv."""
   rows = []
@@ -273,10 +323,11 @@ def render(s, root: str, runs, seeds, *, command: str, machine: str,
   total = sum(float(rec.get("wall_time_s", 0.0)) for by_seed in runs.values()
               for recs in by_seed.values() for rec in recs.values())
   ran = [k for k, v in runs.items() if v]
+  scale = scale_line(s, root, covered, seeds)
   lines = ["# Reproduction at a small scale: the paper's claims, measured", "",
            "Written by `tools/reproduce.py` from the run records on disk (no number here is typed "
            "by hand).", "",
-           f"- Suite `{s.name}`: {s.description}.",
+           f"- Suite `{s.name}`: {s.description}.", *([scale] if scale else []),
            f"- Seeds: {', '.join(str(x) for x in seeds)}; metric: best test accuracy over epochs "
            "(the reference's `model_best`), mean ± sample std over seeds.",
            f"- Command (this report): `{command}`",

@@ -91,7 +91,7 @@ def pays(output_hw: Tuple[int, int], in_channels: int, out_channels: int, *,
   h, w = output_hw
   return (tf.as_dtype(dtype) == tf.bfloat16 and tuple(strides) == (1, 1)
           and tuple(dilation_rate) == (1, 1) and h is not None and w is not None
-          and h * w <= MAX_OUTPUT_POSITIONS and in_channels * out_channels >= MIN_CHANNEL_PRODUCT)
+          and h > 0 and w > 0 and h * w <= MAX_OUTPUT_POSITIONS and in_channels * out_channels >= MIN_CHANNEL_PRODUCT)
 
 
 def _is_plain_conv2d(layer) -> bool:
