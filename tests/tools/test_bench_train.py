@@ -181,3 +181,18 @@ def test_unknown_variant_is_a_usage_error(tmp_path):
                         capture_output=True, text=True, timeout=300, check=False)
   assert proc.returncode != 0 and "Traceback" not in proc.stderr
   assert "vgg11" in proc.stderr or "variant" in proc.stderr
+
+
+def test_quick_reports_the_convolutions_with_per_tap_weight_gradients(tmp_path):
+  # VGG-16 x0.5: the rule of train/conv_weight_grad.py takes 2 of the 8x8 convs (128 x 128; the
+  # first is 64 x 128) and every 4x4 and 2x2 conv (6), when `auto` applies here and computes bf16.
+  from tf_rethink.train import speed
+  stdout, r = run_tool("bench_train.py", ["--width_multiplier=0.5", "--contestants=ours",
+                                          "--compare=conv_weight_grad=off", "--nokernels",
+                                          "--memory_examples=0"], tmp_path)
+  auto = speed.SpeedSettings()
+  expected = 8 if auto.tap_matmul_weight_grads() and auto.policy() == "mixed_bfloat16" else 0
+  levers = {n: c["levers"]["tap_matmul_weight_grad_layers"] for n, c in r["contestants"].items()}
+  assert levers == {"ours": expected, "ours[conv_weight_grad=off]": 0}
+  assert (f"convolutions with per-tap matmul weight gradients (--conv_weight_grad): ours "
+          f"{expected}, ours[conv_weight_grad=off] 0") in stdout
