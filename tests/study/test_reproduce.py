@@ -132,7 +132,7 @@ def _finished_baseline(seed_dir, text):
     f.write(text)
 
 
-def test_reuse_baseline_copies_only_a_finished_one_and_never_overwrites(tmp_path):
+def test_reuse_baseline_copies_only_a_finished_one_and_never_overwrites_a_finished_one(tmp_path):
   unfinished, done, target = tmp_path / "a", tmp_path / "b", tmp_path / "c"
   os.makedirs(unfinished / "baseline")
   _finished_baseline(str(done), "{}")
@@ -144,6 +144,14 @@ def test_reuse_baseline_copies_only_a_finished_one_and_never_overwrites(tmp_path
   assert (target / "baseline" / "train_result.json").read_text() == "{}"
   assert reproduce.reuse_baseline(str(tmp_path / "d"), [str(unfinished)]) is None
   assert not (tmp_path / "d").exists()
+  # An interrupted baseline (a checkpoint, no result) resumes without a donor, and gives way to a
+  # finished one when there is.
+  (unfinished / "baseline" / "ckpt").write_text("epoch 2")
+  assert reproduce.reuse_baseline(str(unfinished), [str(tmp_path / "d")]) is None
+  assert (unfinished / "baseline" / "ckpt").exists()
+  assert reproduce.reuse_baseline(str(unfinished), [str(done)]) == str(done)
+  assert sorted(os.listdir(unfinished / "baseline")) == ["train_result.json"]
+  assert not (unfinished / "baseline.copying").exists()
 
 
 def test_run_suite_gives_the_second_experiment_the_first_ones_baseline(tmp_path):
@@ -165,6 +173,35 @@ def test_run_suite_gives_the_second_experiment_the_first_ones_baseline(tmp_path)
   copied = tmp_path / "lottery_magnitude_p80_lr0.1" / "seed_2" / "baseline" / "train_result.json"
   assert json.loads(copied.read_text()) == {"seed": 2}   # the same seed's baseline
   assert sum("baseline reused from" in line for line in lines) == 2
+
+
+def test_run_suite_split_by_only_reuses_a_baseline_another_invocation_finished(tmp_path):
+  # The lottery experiment alone, after an invocation that ran only L1-norm in the same root (and
+  # in either order: the L1-norm one also takes the lottery's).
+  s = reproduce.SUITES["tiny"]
+  stub = _stub_pass([], lambda c, r: 80.0)
+  had = {}       # (experiment, seed) -> whether its first pass found a baseline in its workdir
+
+  def run_pass(config):
+    seen = os.path.exists(os.path.join(config.workdir, "baseline", "train_result.json"))
+    had.setdefault((os.path.basename(os.path.dirname(config.workdir)), config.seed), seen)
+    if not seen:
+      _finished_baseline(config.workdir, json.dumps({"seed": config.seed}))
+    return stub(config)
+  lines = []
+  reproduce.run_suite(s, str(tmp_path), {}, (1,), only=("l1_norm_vgg16_A",), run_pass=run_pass,
+                      log=lines.append)
+  assert had == {("l1_norm_vgg16_A", 1): False} and not any("reused from" in x for x in lines)
+  reproduce.run_suite(s, str(tmp_path), {}, (1, 2), only=("lottery_magnitude_p80_lr0.1",),
+                      run_pass=run_pass, log=lines.append)
+  assert had[("lottery_magnitude_p80_lr0.1", 1)] is True      # copied from L1-norm's seed 1
+  assert had[("lottery_magnitude_p80_lr0.1", 2)] is False     # nobody had seed 2
+  assert sum("baseline reused from" in x and "l1_norm_vgg16_A" in x for x in lines) == 1
+  reproduce.run_suite(s, str(tmp_path), {}, (2,), only=("l1_norm_vgg16_A",), run_pass=run_pass,
+                      log=lines.append)
+  assert had[("l1_norm_vgg16_A", 2)] is True                  # from the lottery's seed 2
+  copied = tmp_path / "l1_norm_vgg16_A" / "seed_2" / "baseline" / "train_result.json"
+  assert json.loads(copied.read_text()) == {"seed": 2}
 
 
 # --- progress line --------------------------------------------------------------------------

@@ -11,10 +11,11 @@ the mean wall time of the runs trained so far in this invocation times the runs 
 
 Shared baselines: two experiments whose large models train identically (`baseline_key`: equal
 settings apart from the pruning-only fields, and methods that add nothing to the large model's
-training) train the baseline once per seed; the later experiment copies the finished baseline/
-run directory of the earlier one (the trainer then reuses it; its train_spec.json must match, so
-a wrong share is refused, not silently used). Training is deterministic per seed, so this is the
-same model the experiment would have trained itself.
+training) train the baseline once per seed; an experiment copies the finished baseline/ run
+directory of another one in the same root, whether this invocation or an earlier one trained it
+(the trainer then reuses it; its train_spec.json must match, so a wrong share is refused, not
+silently used). Training is deterministic per seed, so this is the same model the experiment
+would have trained itself.
 
 A suite fixes the scale (dataset, widths, epochs, subset sizes, seeds); the experiments are the
 same in every suite (`EXPERIMENTS`), a suite picks which of them it runs, in priority order.
@@ -232,11 +233,13 @@ def baseline_key(config) -> Optional[str]:
 
 def reuse_baseline(workdir: str, donors: Sequence[str]) -> Optional[str]:
   """Copies the first finished baseline/ of the `donors` (seed directories) into `workdir` when
-  `workdir` has none yet; returns the donor used (None: nothing copied)."""
+  `workdir` has no finished one; returns the donor used (None: nothing copied). A partly trained
+  baseline/ of `workdir` (an interrupted run) gives way to a donor's finished one, the model it
+  would have become (training is deterministic per seed); without a donor it resumes."""
   import shutil  # pylint: disable=import-outside-toplevel
   from tf_rethink.train import trainer  # pylint: disable=import-outside-toplevel
   target = os.path.join(workdir, "baseline")
-  if os.path.lexists(target):
+  if os.path.exists(os.path.join(target, trainer.RESULT_JSON)):
     return None
   for donor in donors:
     src = os.path.join(donor, "baseline")
@@ -244,6 +247,8 @@ def reuse_baseline(workdir: str, donors: Sequence[str]) -> Optional[str]:
       tmp = target + ".copying"
       shutil.rmtree(tmp, ignore_errors=True)
       shutil.copytree(src, tmp)
+      if os.path.lexists(target):
+        shutil.rmtree(target)
       os.replace(tmp, target)
       return donor
   return None
@@ -295,15 +300,20 @@ def run_suite(s: Suite, root: str, overrides: Mapping[str, object], seeds: Seque
   if run_pass is None:
     from tf_rethink.run import experiment  # pylint: disable=import-outside-toplevel
     run_pass = experiment.run
-  configs = {k: experiment_config(s, EXPERIMENTS[k], root, overrides, seeds) for k in keys}
+  # Every experiment of the suite can donate, not only those of this invocation: a run split by
+  # --only (or resumed) reuses a baseline another invocation finished in the same root.
+  every = {}
+  for k in s.experiments:
+    try:
+      every[k] = experiment_config(s, EXPERIMENTS[k], root, overrides, seeds)
+    except UsageError:
+      if k in keys:
+        raise
+  shares = {k: baseline_key(c) for k, c in every.items()}
   progress = Progress(len(keys) * len(seeds))
-  trained_by: Dict[str, List[str]] = {}     # baseline_key -> experiments run before, in order
   for key in keys:
-    e, config = EXPERIMENTS[key], configs[key]
-    share = baseline_key(config)
-    donors = list(trained_by.get(share, ())) if share else []
-    if share:
-      trained_by.setdefault(share, []).append(config.workdir)
+    e, config, share = EXPERIMENTS[key], every[key], shares[key]
+    donors = [every[k].workdir for k in every if k != key and share and shares[k] == share]
 
     def one_seed(cfg, flags_text="", e=e, donors=donors):
       del flags_text
