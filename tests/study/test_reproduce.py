@@ -138,7 +138,7 @@ def test_reuse_baseline_copies_only_a_finished_one_and_never_overwrites_a_finish
   _finished_baseline(str(done), "{}")
   assert reproduce.reuse_baseline(str(target), [str(unfinished), str(done)]) == str(done)
   assert (target / "baseline" / "train_result.json").read_text() == "{}"
-  assert not (target / "baseline.copying").exists()
+  assert os.listdir(target) == ["baseline"]          # no temporary copy left beside it
   (done / "baseline" / "train_result.json").write_text('{"other": 1}')
   assert reproduce.reuse_baseline(str(target), [str(done)]) is None   # it has one already
   assert (target / "baseline" / "train_result.json").read_text() == "{}"
@@ -151,7 +151,7 @@ def test_reuse_baseline_copies_only_a_finished_one_and_never_overwrites_a_finish
   assert (unfinished / "baseline" / "ckpt").exists()
   assert reproduce.reuse_baseline(str(unfinished), [str(done)]) == str(done)
   assert sorted(os.listdir(unfinished / "baseline")) == ["train_result.json"]
-  assert not (unfinished / "baseline.copying").exists()
+  assert os.listdir(unfinished) == ["baseline"]      # neither the old copy nor a temporary left
 
 
 def test_run_suite_gives_the_second_experiment_the_first_ones_baseline(tmp_path):

@@ -244,12 +244,9 @@ def reuse_baseline(workdir: str, donors: Sequence[str]) -> Optional[str]:
   for donor in donors:
     src = os.path.join(donor, "baseline")
     if os.path.exists(os.path.join(src, trainer.RESULT_JSON)):
-      tmp = target + ".copying"
-      shutil.rmtree(tmp, ignore_errors=True)
-      shutil.copytree(src, tmp)
-      if os.path.lexists(target):
-        shutil.rmtree(target)
-      os.replace(tmp, target)
+      tmp = fs.partial_dir(target)
+      shutil.copytree(src, tmp, dirs_exist_ok=True)
+      fs.replace_dir(tmp, target)
       return donor
   return None
 
